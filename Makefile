@@ -1,0 +1,39 @@
+# spikeport: `make demo` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.spikeport-installed
+DEMO_OUT ?= demo-out
+PYTEST_ARGS ?=
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+# torch/torchvision are pinned to the wheels that ship on local disk; lava-nc and
+# lava-dl declare Python<3.11 / torch<2.4 / numpy<2 but run fine here, so they are
+# installed without their (stale) pins; their real runtime deps are listed explicitly.
+# Peers (SpikingJelly, snnTorch, NeuroBench) are used by tests and benchmarks only.
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e '.[dev,vision]'
+	$(PIP) install -q scipy asteval opencv-python-headless ninja numba loguru packaging
+	$(PIP) install -q --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
+	$(PIP) install -q --no-deps spikingjelly==2.0.0 snntorch==1.0.0 neurobench==2.3.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/spikeport demo --out $(DEMO_OUT) --force
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --timeout 600 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/neuron_speed.py
+	$(PY) benchmarks/energy_overhead.py
+	$(PY) benchmarks/onnx_latency.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,1 @@
+"""CLI sub-commands; each module provides ``add_parser(subparsers)`` and ``run(args)``."""

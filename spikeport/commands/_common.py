@@ -1,0 +1,71 @@
+"""Argument helpers shared by the CLI sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from spikeport.errors import ConfigError
+
+__all__ = ["parse_shape", "parse_kv", "add_model_args", "add_device_arg", "add_out_args", "print_table"]
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1,8,8"`` -> ``(1, 8, 8)`` (positive ints)."""
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, e.g. 1,8,8") from None
+    if not shape or any(s <= 0 for s in shape):
+        raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, e.g. 1,8,8")
+    return shape
+
+
+def _literal(v: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(v)
+    except (ValueError, SyntaxError):
+        return v
+
+
+def parse_kv(items: list[str] | None, what: str = "--model-arg") -> dict[str, Any]:
+    """``["neuron=plif", "channels=(8,16)"]`` -> dict with Python literals parsed safely."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} '{item}': expected KEY=VALUE")
+        out[key.strip()] = _literal(val.strip())
+    return out
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL",
+                   help="checkpoint .pt, zoo name, path/to/file.py:factory or .nir file")
+    p.add_argument("--weights", help="weights for a file.py:factory model (checkpoint or state_dict)")
+    p.add_argument("--input-shape", type=parse_shape, help="one sample's shape without T and B, e.g. 1,8,8")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="keyword for a zoo model factory")
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+
+
+def add_out_args(p: argparse.ArgumentParser, help_text: str, required: bool = True) -> None:
+    p.add_argument("--out", required=required, help=help_text)
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """Format ``rows`` as a fixed-width text table (returned, caller prints)."""
+    if not rows:
+        return "(empty)"
+    cols = columns or list(rows[0])
+    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join([line, sep, *body])
