@@ -9,11 +9,11 @@ non-zero; ``--debug`` (anywhere on the line) shows tracebacks instead.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
 from spikeport import __version__
+from spikeport._imports import optional_import
 from spikeport.errors import SpikeportError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -31,13 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"spikeport.commands.{name}")
-        except ModuleNotFoundError as e:  # a command not present in this build
-            if e.name != f"spikeport.commands.{name}":
-                raise
-            continue
-        mod.add_parser(sub)
+        mod = optional_import(f"spikeport.commands.{name}")
+        if mod is not None:  # None: a command not present in this build
+            mod.add_parser(sub)
     return parser
 
 

@@ -70,19 +70,13 @@ DEMO_STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [("train", _train)
 
 def _register_optional_steps() -> None:
     """Append the energy / export steps when their packages provide them."""
-    import importlib
+    from spikeport._imports import optional_import
 
     names = {n for n, _ in DEMO_STEPS}
     for mod_name, step in (("spikeport.energy.demo_step", "energy"), ("spikeport.targets.demo_step", "export")):
-        if step in names:
-            continue
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name != mod_name:
-                raise
-            continue
-        DEMO_STEPS.append((step, mod.run))
+        mod = None if step in names else optional_import(mod_name)
+        if mod is not None:
+            DEMO_STEPS.append((step, mod.run))
 
 
 def run_demo(out: str | Path, *, force: bool = False, timesteps: int = 4, epochs: int = 20, device: str = "cpu",

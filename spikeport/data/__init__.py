@@ -57,11 +57,7 @@ _MODULE_OF = {"digits": "digits", "cifar10": "cifar", "cifar100": "cifar", "cifa
 
 def _load_builtin(only: str | None = None) -> None:
     # Import for registration side effects; kept lazy so `import spikeport.data` is cheap.
-    import importlib
+    from spikeport._imports import optional_import
 
     for mod in (only,) if only else sorted(set(_MODULE_OF.values())):
-        try:
-            importlib.import_module(f"spikeport.data.{mod}")
-        except ModuleNotFoundError as e:  # a loader module not present in this build
-            if e.name != f"spikeport.data.{mod}":
-                raise
+        optional_import(f"spikeport.data.{mod}")  # None: a loader not present in this build

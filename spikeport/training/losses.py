@@ -16,12 +16,12 @@ Distillation losses (``kl``, ``hta_kl``, ``tser``) live in
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
+from spikeport._imports import optional_import
 from spikeport._registry import Registry
 from spikeport.errors import ConfigError
 
@@ -37,11 +37,7 @@ def register_loss(fn=None, *, name: str | None = None, kd: bool = False):
 
 
 def _load_all() -> None:
-    try:
-        importlib.import_module("spikeport.training.kd")
-    except ModuleNotFoundError as e:
-        if e.name != "spikeport.training.kd":
-            raise
+    optional_import("spikeport.training.kd")  # registers the distillation losses
 
 
 def create_loss(name: str, **options: Any) -> LossFn:

@@ -9,9 +9,10 @@ from typing import Any
 from torch import nn
 
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
-from spikeport.data import get_dataset
+from spikeport.data import DATASETS, get_dataset, list_datasets
 from spikeport.errors import ConfigError
 from spikeport.models import create_model
+from spikeport.training.distributed import is_main_process
 from spikeport.training.trainer import TrainConfig, TrainResult, train
 
 __all__ = ["TrainedModel", "fit_zoo_model", "load_teacher"]
@@ -44,8 +45,12 @@ def fit_zoo_model(model_name: str, *, dataset: str = "digits", data_dir: str | N
     reference / distillation teacher of the same shape).
     """
     kwargs = dict(model_kwargs or {})
-    tr = get_dataset(dataset, train=True, data_dir=data_dir, seed=cfg.seed)
-    te = get_dataset(dataset, train=False, data_dir=data_dir, seed=cfg.seed)
+    data_kw: dict[str, Any] = {}
+    list_datasets()
+    if dataset in DATASETS.names(tag="events"):  # event data are binned into exactly T frames
+        data_kw["T"] = cfg.timesteps
+    tr = get_dataset(dataset, train=True, data_dir=data_dir, seed=cfg.seed, **data_kw)
+    te = get_dataset(dataset, train=False, data_dir=data_dir, seed=cfg.seed, **data_kw)
     kwargs.setdefault("num_classes", tr.num_classes)
     kwargs.setdefault("input_shape", tuple(tr.input_shape))
     if ann:
@@ -64,6 +69,8 @@ def fit_zoo_model(model_name: str, *, dataset: str = "digits", data_dir: str | N
                           input_shape=tuple(tr.input_shape), encoder=encoder, dataset=dataset,
                           metrics=result.metrics)
     path = None
-    if out is not None:
+    if out is not None and is_main_process():  # under DDP only rank 0 writes
         path = save_checkpoint(out, model, info)
+    elif out is not None:
+        path = Path(out)
     return TrainedModel(model.eval(), result, info, path)

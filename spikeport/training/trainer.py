@@ -1,9 +1,11 @@
 """BPTT training loop with surrogate gradients (CPU and CUDA share the same code).
 
 Per-step logits ``[T, B, K]`` are produced by the model on encoded input; the
-prediction is the mean over T. AdamW + cosine schedule; AMP (bf16/fp16 autocast)
-on CUDA only. When ``torch.distributed`` is initialised (``torchrun``), the model
-is wrapped in DistributedDataParallel and each rank reads its shard.
+prediction is the mean over T. AdamW (or SGD with momentum) + cosine schedule;
+AMP (bf16 autocast) on CUDA only. When ``torch.distributed`` is initialised
+(``torchrun``, see :mod:`spikeport.training.distributed`), the model is wrapped in
+DistributedDataParallel, each rank reads its shard, epoch metrics are summed over
+ranks and rank 0's BatchNorm statistics are copied to every rank at the end.
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ from torch.utils.data import DataLoader
 from spikeport.data import DatasetSplit
 from spikeport.errors import ConfigError
 from spikeport.models.encoders import ENCODERS, check_timesteps, encode
+from spikeport.training import distributed as dist
 from spikeport.training.losses import create_loss, needs_teacher
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "seed_everything", "resolve_device", "to_sequence"]
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "seed_everything", "resolve_device", "to_sequence",
+           "OPTIMIZERS"]
 
 log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 5e-3
     weight_decay: float = 1e-2
+    optimizer: str = "adamw"
+    momentum: float = 0.9
     encoder: str = "direct"
     loss: str = "ce"
     loss_options: dict[str, Any] = field(default_factory=dict)
@@ -57,6 +65,8 @@ class TrainConfig:
             raise ConfigError(f"batch size must be positive, got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"learning rate must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer '{self.optimizer}'; use one of {', '.join(OPTIMIZERS)}")
         if self.encoder != "none" and self.encoder not in ENCODERS:
             ENCODERS.get(self.encoder)
 
@@ -179,17 +189,20 @@ def train(model: nn.Module, train_split: DatasetSplit, test_split: DatasetSplit 
     loss_fn = create_loss(cfg.loss, **cfg.loss_options)
     model = model.to(dev)
     net: nn.Module = model
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    distributed = dist.is_distributed()
     if distributed:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        net = dist.wrap_ddp(model, dev)
     if teacher is not None:
         teacher = teacher.to(dev).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
     loader = _loader(train_split, cfg.batch_size, True, gen, cfg.num_workers)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * max(1, len(loader)))
-    enc_gen = _gen_for(torch.Generator().manual_seed(cfg.seed + 1), dev)
+    enc_gen = _gen_for(torch.Generator().manual_seed(cfg.seed + 1 + dist.rank()), dev)  # own noise per rank
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
     is_main = not distributed or torch.distributed.get_rank() == 0
@@ -220,11 +233,15 @@ def train(model: nn.Module, train_split: DatasetSplit, test_split: DatasetSplit 
             seen += y.numel()
             loss_sum += float(loss.detach()) * y.numel()
             correct += int((out.detach().mean(0).argmax(1) == y).sum())
+        if distributed:  # metrics over every rank's shard
+            seen, correct, loss_sum = dist.all_reduce_sum([seen, correct, loss_sum], dev)
         row = {"epoch": float(epoch + 1), "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}")
         if on_epoch is not None:
             on_epoch(epoch, row)
+    if distributed:  # BatchNorm statistics drift per rank (own shards): keep rank 0's everywhere
+        dist.broadcast_buffers(model)
     test = {"acc": float("nan"), "loss": float("nan")}
     if test_split is not None:
         test = evaluate(model, test_split, timesteps=cfg.timesteps, encoder=cfg.encoder, device=dev, seed=cfg.seed)

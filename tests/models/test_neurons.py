@@ -66,7 +66,7 @@ def test_dalif_trajectory_and_params():
     s, v = trajectory(n, [1.0, 1.0, 1.0])
     assert s == [0, 1, 0] and v == pytest.approx([0.9, 0.0, 0.9])
     assert sum(p.numel() for p in n.parameters()) == 2
-    assert float(n.alpha) == pytest.approx(0.9) and float(n.beta) == pytest.approx(0.25)
+    assert float(n.alpha.detach()) == pytest.approx(0.9) and float(n.beta.detach()) == pytest.approx(0.25)
 
 
 def test_dalif_per_channel():
