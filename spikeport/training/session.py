@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from torch import nn
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 from spikeport.data import DATASETS, get_dataset, list_datasets
 from spikeport.errors import ConfigError
-from spikeport.models import create_model
+from spikeport.models import MODELS, create_model, list_models
 from spikeport.training.distributed import is_main_process
 from spikeport.training.trainer import TrainConfig, TrainResult, train
 
@@ -45,6 +46,7 @@ def fit_zoo_model(model_name: str, *, dataset: str = "digits", data_dir: str | N
     reference / distillation teacher of the same shape).
     """
     kwargs = dict(model_kwargs or {})
+    list_models()  # populate the registry
     data_kw: dict[str, Any] = {}
     list_datasets()
     if dataset in DATASETS.names(tag="events"):  # event data are binned into exactly T frames
@@ -58,6 +60,8 @@ def fit_zoo_model(model_name: str, *, dataset: str = "digits", data_dir: str | N
         if tr.temporal:
             raise ConfigError(f"--ann needs a static dataset; '{dataset}' is temporal")
         cfg = replace(cfg, timesteps=1, encoder="direct")
+    if "timesteps" in inspect.signature(MODELS.get(model_name)).parameters:  # STAA/FSTA are built for one T
+        kwargs["timesteps"] = cfg.timesteps
     model = create_model(model_name, **kwargs)
     teacher_model = None
     if teacher is not None:
