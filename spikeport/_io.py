@@ -26,6 +26,8 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
         ConfigError: if the directory cannot be created or written.
     """
     p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{p}: exists and is not a directory; choose another output path")
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -53,9 +55,14 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     the extension (e.g. ``torch.onnx.export``) behave.
     """
     dest = Path(path)
+    if dest.is_dir():
+        raise ConfigError(f"{dest}: is a directory; give the path of a file to write")
     parent = ensure_writable_dir(dest.parent if str(dest.parent) else ".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix if suffix is not None else dest.suffix + ".tmp",
-                               dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=parent,
+                                   suffix=suffix if suffix is not None else dest.suffix + ".tmp")
+    except OSError as e:  # name the destination, not the temporary
+        raise ConfigError(f"{dest}: cannot create a file in {parent} ({e.strerror}); choose a writable path") from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import math
 import pickle
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,23 @@ __all__ = ["FORMAT", "VERSION", "CheckpointInfo", "save_checkpoint", "read_check
 FORMAT = "spikeport-checkpoint"
 VERSION = 1
 _REQUIRED = ("format", "version", "model", "model_kwargs", "state_dict", "timesteps", "input_shape")
+# What zipfile / torch.load raise on damaged bytes (found by tests/adversarial/test_fuzz_readers.py).
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ValueError,
+               OverflowError, zlib.error)
+_LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, NotImplementedError, UnicodeDecodeError, OverflowError,
+                KeyError, IndexError, TypeError, AttributeError, AssertionError, struct.error, zlib.error,
+                MemoryError, RecursionError)
+
+
+def _known_encoders() -> set[str]:
+    from spikeport.models.encoders import ENCODERS
+
+    return {*ENCODERS.names(), "none"}  # "none": samples are already sequences (event data)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 @dataclass(frozen=True)
@@ -110,18 +129,17 @@ def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
     try:
         with zipfile.ZipFile(p) as zf:
             bad = zf.testzip()
-        if bad is not None:
-            raise CheckpointError(f"{p}: corrupt checkpoint (member {bad} fails its CRC)")
-    except zipfile.BadZipFile as e:
-        raise CheckpointError(f"{p}: truncated or corrupt checkpoint ({e})") from e
+    except _ZIP_ERRORS as e:  # zipfile raises all of these on damaged headers
+        raise CheckpointError(f"{p}: truncated or corrupt checkpoint ({_first_line(e)})") from e
+    if bad is not None:
+        raise CheckpointError(f"{p}: corrupt checkpoint (member {bad} fails its CRC)")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{p}: refused: the file holds pickled Python objects, not plain weights "
                               "(loading it could run code); re-save the weights with spikeport") from e
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{p}: truncated or corrupt checkpoint ({first})") from e
+    except _LOAD_ERRORS as e:
+        raise CheckpointError(f"{p}: truncated or corrupt checkpoint ({_first_line(e)})") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not a spikeport checkpoint (missing format tag '{FORMAT}'); "
                               "a bare state_dict can be used as `--weights` with a model factory")
@@ -145,10 +163,14 @@ def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
         raise CheckpointError(f"{p}: malformed checkpoint, input_shape={shape!r}")
     if not isinstance(obj["model_kwargs"], dict):
         raise CheckpointError(f"{p}: malformed checkpoint, model_kwargs is not a dict")
+    encoder = obj.get("encoder", "direct")
+    if not isinstance(encoder, str) or encoder not in _known_encoders():
+        raise CheckpointError(f"{p}: malformed checkpoint, encoder={encoder!r} is not one of "
+                              f"{', '.join(sorted(_known_encoders()))}")
     metrics = {str(k): float(v) for k, v in (obj.get("metrics") or {}).items()
                if isinstance(v, (int, float)) and math.isfinite(float(v))}
     info = CheckpointInfo(model=str(obj["model"]), model_kwargs=dict(obj["model_kwargs"]), timesteps=t,
-                          input_shape=tuple(shape), encoder=str(obj.get("encoder", "direct")),
+                          input_shape=tuple(shape), encoder=encoder,
                           dataset=str(obj.get("dataset", "")), metrics=metrics, path=str(p))
     return info, sd
 

@@ -9,7 +9,9 @@ non-zero; ``--debug`` (anywhere on the line) shows tracebacks instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 
 from spikeport import __version__
@@ -57,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"spikeport {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `spikeport zoo | head`: stop quietly, as other Unix tools do
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 141
     except OSError as e:
         if debug:
             raise

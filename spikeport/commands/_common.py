@@ -7,7 +7,9 @@ from typing import Any
 
 from spikeport.errors import ConfigError
 
-__all__ = ["parse_shape", "parse_kv", "add_model_args", "add_device_arg", "add_out_args", "print_table"]
+__all__ = [
+    "parse_shape", "parse_kv", "parse_device", "add_model_args", "add_device_arg", "add_out_args", "print_table",
+]
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -49,8 +51,21 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="keyword for a zoo model factory")
 
 
+def parse_device(text: str) -> str:
+    """``--device`` value: ``cpu``, ``cuda`` or ``cuda:N``, refused at parse time when unusable."""
+    if text == "cpu":
+        return text
+    from spikeport.training.trainer import resolve_device
+
+    try:
+        resolve_device(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def add_device_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default="cpu", type=parse_device, help="cpu or cuda (default cpu)")
 
 
 def add_out_args(p: argparse.ArgumentParser, help_text: str, required: bool = True) -> None:

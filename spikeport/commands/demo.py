@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from pathlib import Path
 
 from spikeport.commands._common import add_device_arg
 
@@ -25,7 +27,15 @@ def run(args: argparse.Namespace) -> int:
     from spikeport.models.encoders import check_timesteps
 
     check_timesteps(args.timesteps)
-    run_demo(args.out, force=args.force, timesteps=args.timesteps, epochs=args.epochs, device=args.device,
-             progress=not args.no_progress, echo=print)
+    out = Path(args.out)
+    created = not out.exists()
+    try:
+        run_demo(args.out, force=args.force, timesteps=args.timesteps, epochs=args.epochs, device=args.device,
+                 progress=not args.no_progress, echo=print)
+    except BaseException:
+        if created:  # a failed first step leaves no empty output folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     print(f"[demo] done: see {args.out}/summary.md")
     return 0

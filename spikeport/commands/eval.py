@@ -22,10 +22,12 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from spikeport.checkpoint import load_checkpoint
     from spikeport.data import get_dataset
-    from spikeport.errors import DataError
+    from spikeport.errors import ConfigError, DataError
     from spikeport.models.encoders import check_timesteps
     from spikeport.training import evaluate
 
+    if args.batch_size <= 0:
+        raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
     model, info = load_checkpoint(args.checkpoint)
     name = args.dataset or info.dataset
     if not name:

@@ -17,8 +17,14 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from spikeport.models import MODELS, create_model, list_models
 
+    names = list_models(args.tag)
+    if not names and args.tag is not None:
+        from spikeport.errors import ConfigError
+
+        tags = sorted({t for n in list_models() for t in MODELS.tags(n)})
+        raise ConfigError(f"no model has tag '{args.tag}'; known tags: {', '.join(tags)}")
     rows = []
-    for name in list_models(args.tag):
+    for name in names:
         row = {"model": name, "tags": ",".join(sorted(MODELS.tags(name)))}
         if not args.no_params:
             m = create_model(name)

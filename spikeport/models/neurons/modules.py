@@ -16,6 +16,7 @@ from torch import nn
 
 from spikeport.errors import ConfigError
 from spikeport.models.neurons import functional as F
+from spikeport.models.neurons import fused
 from spikeport.models.neurons.surrogate import Surrogate, get_surrogate
 
 __all__ = ["SpikingNeuron", "IF", "LIF", "PLIF", "DALIF", "CubaLIF"]
@@ -61,6 +62,9 @@ class SpikingNeuron(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
             raise ConfigError(f"{type(self).__name__}: expected input [T, B, ...], got shape {tuple(x.shape)}")
+        y = self._fused_forward(x)
+        if y is not None:
+            return y
         state = self.init_state(x[0])
         out = []
         for t in range(x.shape[0]):
@@ -68,9 +72,15 @@ class SpikingNeuron(nn.Module):
             out.append(s)
         return torch.stack(out)
 
+    def _fused_forward(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Whole-sequence fused forward, or ``None`` to use the ``step`` loop (default)."""
+        return None
+
     def extra_repr(self) -> str:
         reset = "soft" if self.v_reset is None else f"hard({self.v_reset})"
-        return f"v_threshold={self.v_threshold}, reset={reset}, surrogate={self.surrogate.name}"
+        backend = getattr(self, "backend", "auto")
+        return (f"v_threshold={self.v_threshold}, reset={reset}, surrogate={self.surrogate.name}"
+                + ("" if backend == "auto" else f", backend={backend}"))
 
 
 class IF(SpikingNeuron):
@@ -86,14 +96,17 @@ class LIF(SpikingNeuron):
 
     ``decay_input=True``: :math:`H = V + (x - (V - V_{leak}))/\\tau`;
     ``decay_input=False``: :math:`H = V - (V - V_{leak})/\\tau + x`.
+    ``backend``: ``auto`` (the fused multi-step kernel of :mod:`.fused` when it supports the
+    call, else the ``step`` loop), ``eager`` (always the loop) or ``fused`` (error if unsupported).
     """
 
-    def __init__(self, tau: float = 2.0, decay_input: bool = True, **kw: Any) -> None:
+    def __init__(self, tau: float = 2.0, decay_input: bool = True, backend: str = "auto", **kw: Any) -> None:
         super().__init__(**kw)
         self.tau = _check_positive("LIF", "tau", tau)
         if self.tau < 1.0:
             raise ConfigError(f"LIF: tau must be >= 1 (1/tau is the leak per step), got {tau}")
         self.decay_input = bool(decay_input)
+        self.backend = fused.check_backend("LIF", backend)
 
     @property
     def inv_tau(self) -> float:
@@ -103,18 +116,27 @@ class LIF(SpikingNeuron):
         return F.lif_step(x_t, state, inv_tau=self.inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
                           decay_input=self.decay_input, surrogate=self.surrogate, detach_reset=self.detach_reset)
 
+    def _fused_forward(self, x):
+        inv_tau = self.inv_tau
+        if not fused.use_fused(type(self).__name__, self.backend, x, inv_tau):
+            return None
+        return fused.lif_multistep(x, inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
+                                   decay_input=self.decay_input, surrogate=self.surrogate,
+                                   detach_reset=self.detach_reset)
+
     def extra_repr(self) -> str:
         return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
 
 
 class PLIF(SpikingNeuron):
-    """Parametric LIF: :math:`1/\\tau = \\mathrm{sigmoid}(w)` with learnable scalar ``w``."""
+    """Parametric LIF: :math:`1/\\tau = \\mathrm{sigmoid}(w)` with learnable scalar ``w`` (``backend``: see LIF)."""
 
-    def __init__(self, init_tau: float = 2.0, decay_input: bool = True, **kw: Any) -> None:
+    def __init__(self, init_tau: float = 2.0, decay_input: bool = True, backend: str = "auto", **kw: Any) -> None:
         super().__init__(**kw)
         if not init_tau > 1.0:
             raise ConfigError(f"PLIF: init_tau must be > 1, got {init_tau}")
         self.decay_input = bool(decay_input)
+        self.backend = fused.check_backend("PLIF", backend)
         self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
 
     @property
@@ -129,6 +151,14 @@ class PLIF(SpikingNeuron):
         return F.lif_step(x_t, state, inv_tau=self.inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
                           decay_input=self.decay_input, surrogate=self.surrogate, detach_reset=self.detach_reset)
 
+    def _fused_forward(self, x):
+        inv_tau = self.inv_tau
+        if not fused.use_fused(type(self).__name__, self.backend, x, inv_tau):
+            return None
+        return fused.lif_multistep(x, inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
+                                   decay_input=self.decay_input, surrogate=self.surrogate,
+                                   detach_reset=self.detach_reset)
+
 
 class DALIF(SpikingNeuron):
     """Dual-adaptive LIF (DA-LIF, arXiv 2502.10422): :math:`H = \\beta V + \\alpha x`.
@@ -140,12 +170,13 @@ class DALIF(SpikingNeuron):
     "per-layer adaptation", default); ``per_channel=C`` gives one pair per channel
     (dim 1 of each ``[B, C, ...]`` step). Init follows the group's earlier code:
     ``beta = 0.25`` and ``alpha = 0.9`` (option ``init_alpha``/``init_beta``).
-    Spike/reset: hard reset (the group's standard).
+    Spike/reset: hard reset (the group's standard). ``backend``: see :class:`LIF`.
     """
 
     def __init__(self, init_alpha: float = 0.9, init_beta: float = 0.25, per_channel: int | None = None,
-                 **kw: Any) -> None:
+                 backend: str = "auto", **kw: Any) -> None:
         super().__init__(**kw)
+        self.backend = fused.check_backend("DALIF", backend)
         for n, v in (("init_alpha", init_alpha), ("init_beta", init_beta)):
             if not 0.0 < v < 1.0:
                 raise ConfigError(f"DALIF: {n} must be in (0, 1), got {v}")
@@ -175,6 +206,15 @@ class DALIF(SpikingNeuron):
         return F.dalif_step(x_t, state, alpha=self._bcast(self.alpha, x_t), beta=self._bcast(self.beta, x_t),
                             v_threshold=self.v_threshold, v_reset=self.v_reset, surrogate=self.surrogate,
                             detach_reset=self.detach_reset)
+
+    def _fused_forward(self, x):
+        if self.backend == "eager":
+            return None
+        alpha, beta = self._bcast(self.alpha, x[0]), self._bcast(self.beta, x[0])
+        if not fused.use_fused("DALIF", self.backend, x, alpha, beta):
+            return None
+        return fused.dalif_multistep(x, alpha, beta, v_threshold=self.v_threshold, v_reset=self.v_reset,
+                                     surrogate=self.surrogate, detach_reset=self.detach_reset)
 
 
 class CubaLIF(SpikingNeuron):

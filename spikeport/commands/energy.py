@@ -1,0 +1,146 @@
+"""`spikeport energy`: firing rates, exact synaptic op counts and energy of a model on real data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from spikeport.commands._common import add_device_arg, add_model_args, add_out_args, parse_kv
+
+DEFAULT_TIMESTEPS = 4
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "energy", help="per-layer firing rates, synaptic ops and energy",
+        description="Run MODEL on real data with streaming hooks and write per-layer firing rates, exact synaptic "
+                    "op counts and energy estimates (CSV, JSON, Markdown, HTML with figures) to --out.")
+    add_model_args(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--dataset", help="dataset test split (digits, cifar10, ...; default: the checkpoint's)")
+    src.add_argument("--input", metavar="X.npy", help="numeric .npy of samples [N, ...] (or [N, T, ...] sequences)")
+    p.add_argument("--data-dir", help="folder with the dataset's files (not needed for digits)")
+    p.add_argument("--temporal", action="store_true", help="--input holds [N, T, ...] sequences (no encoding)")
+    p.add_argument("--samples", type=int, help="use only the first N samples")
+    p.add_argument("--hardware", default="horowitz45", metavar="NAME|FILE.toml",
+                   help="energy model: horowitz45 (default), lemaire, loihi, or a TOML file")
+    p.add_argument("--timesteps", "-T", type=int, help=f"T (default: the checkpoint's, else {DEFAULT_TIMESTEPS})")
+    p.add_argument("--encoder", help="direct, rate or latency (default: the checkpoint's, else direct)")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per forward (default 64)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the encoder's generator and a zoo model's random init (default 0)")
+    p.add_argument("--no-trace", action="store_true",
+                   help="hook the torch modules directly instead of the traced IR graph (then element-wise ops "
+                        "written inline in forward(), e.g. residual adds, are not counted)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_device_arg(p)
+    add_out_args(p, "output directory for the report files")
+    p.set_defaults(func=run)
+
+
+def _timesteps(args: argparse.Namespace, loaded) -> tuple[int, str]:
+    from spikeport.models.encoders import check_timesteps
+
+    for value, origin in ((args.timesteps, "--timesteps"), (loaded.timesteps, "checkpoint"),
+                          (getattr(loaded.model, "timesteps", None), "model attribute")):
+        if value is not None:
+            return check_timesteps(value), origin
+    return DEFAULT_TIMESTEPS, "default"
+
+
+def _precheck_out(out) -> None:
+    """Fail before the (long) analysis when ``out`` cannot be written; creates nothing."""
+    import os
+
+    from spikeport.errors import ConfigError
+
+    if out.exists():
+        if not out.is_dir():
+            raise ConfigError(f"{out}: exists and is not a directory; choose another --out")
+        probe = out
+    else:
+        probe = next((p for p in out.parents if p.exists()), None)
+    if probe is None or not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{out}: output directory is not writable; choose a writable --out")
+
+
+def _graph_or_model(model, in_shape, no_trace: bool):
+    """The lowered IR executor of ``model`` (rules keyed by IR node type), or ``model`` itself.
+
+    Falls back to the torch modules (with a warning) when the model cannot be traced.
+    """
+    import logging
+
+    from spikeport.errors import SpikeportError
+
+    if any(hasattr(m, "ir_node") for m in model.modules()):
+        return model, "IR graph (imported)"
+    if no_trace:
+        return model, "torch modules (--no-trace)"
+    try:
+        from spikeport.converter import lower, trace
+
+        return lower(trace(model, in_shape)), "IR graph (traced)"
+    except SpikeportError as e:
+        logging.getLogger(__name__).warning("tracing failed, recording the torch modules instead: %s", e)
+        return model, f"torch modules (tracing failed: {e})"
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from spikeport._io import check_overwrite
+    from spikeport.data import get_dataset
+    from spikeport.energy import analyze, get_hardware, load_npy_input, write_report
+    from spikeport.energy.report import REPORT_FILES
+    from spikeport.errors import ConfigError, DataError
+    from spikeport.models.loading import load_model
+
+    if args.samples is not None and args.samples <= 0:
+        raise ConfigError(f"--samples must be positive, got {args.samples}")
+    if args.batch_size <= 0:
+        raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
+    hw = get_hardware(args.hardware)  # fail fast on a bad name or TOML file
+    out = Path(args.out)
+    _precheck_out(out)
+    for name in REPORT_FILES:
+        check_overwrite(out / name, args.force)
+    import torch
+
+    torch.manual_seed(args.seed)  # zoo models start from a seeded random init: reruns are identical
+    loaded = load_model(args.model, weights=args.weights, device=args.device, **parse_kv(args.model_arg))
+    in_shape = tuple(args.input_shape) if args.input_shape else loaded.input_shape
+    t, t_origin = _timesteps(args, loaded)
+    meta = {"model": args.model, "model_kind": loaded.kind}
+    if args.input:
+        arr = load_npy_input(args.input)
+        temporal = bool(args.temporal)
+        if in_shape is not None:
+            per = arr.shape[2:] if temporal else arr.shape[1:]
+            if not temporal and arr.ndim == len(in_shape) + 2 and tuple(arr.shape[2:]) == tuple(in_shape):
+                temporal, per = True, arr.shape[2:]
+            if tuple(per) != tuple(in_shape):
+                raise DataError(f"{args.input}: samples have shape {list(per)} but the model expects "
+                                f"{list(in_shape)}; pass matching data or --input-shape")
+        data, meta["data"] = arr, f"{args.input} {list(arr.shape)}"
+    else:
+        name = args.dataset or loaded.dataset
+        if not name:
+            raise DataError(f"{args.model}: no dataset recorded; pass --dataset NAME or --input x.npy")
+        split = get_dataset(name, train=False, data_dir=args.data_dir, seed=args.seed)
+        if in_shape is not None and tuple(split.input_shape) != tuple(in_shape):
+            raise DataError(f"{args.model}: model expects input {list(in_shape)} but dataset '{name}' gives "
+                            f"{list(split.input_shape)}; pick the matching dataset")
+        data, temporal, meta["data"] = split, split.temporal, f"{name} (test split)"
+    if in_shape is None:
+        in_shape = tuple(data.shape[2:] if temporal else data.shape[1:]) if args.input else tuple(split.input_shape)
+    model, meta["recorded_on"] = _graph_or_model(loaded.model, in_shape, args.no_trace)
+    enc = args.encoder or (loaded.encoder if loaded.encoder not in ("none", "") else "direct")
+    meta["timesteps_from"] = "data" if temporal else t_origin
+    report = analyze(model, data, timesteps=t, hardware=hw, encoder=enc, temporal=temporal,
+                     batch_size=args.batch_size, samples=args.samples, device=args.device, seed=args.seed,
+                     progress=not args.no_progress and sys.stderr.isatty(), meta=meta)
+    files = write_report(report, out, force=args.force)
+    print(report.summary())
+    print(f"wrote {len(files)} files to {out}")
+    return 0

@@ -1,0 +1,128 @@
+"""Run a model over data while recording (the engine behind ``spikeport energy``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset, TensorDataset
+
+from spikeport.energy.record import Recording, record_spikes
+from spikeport.energy.report import EnergyReport, estimate
+from spikeport.energy.rules import OpRule
+from spikeport.errors import ConfigError, DataError
+
+__all__ = ["analyze", "record_model", "load_npy_input"]
+
+
+def load_npy_input(path: str) -> np.ndarray:
+    """Load a numeric ``.npy`` array of samples ``[N, ...]`` (never unpickles).
+
+    Raises:
+        DataError: missing file, object arrays, non-numeric or empty data.
+    """
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such input file") from None
+    except ValueError as e:
+        raise DataError(f"{path}: not a plain numeric .npy array ({e}); save it with np.save(..., allow_pickle=False)"
+                        ) from e
+    except OSError as e:
+        raise DataError(f"{path}: cannot read .npy input ({e})") from e
+    if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise DataError(f"{path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr).__name__)}")
+    if arr.ndim < 2 or arr.shape[0] == 0:
+        raise DataError(f"{path}: expected samples along axis 0 ([N, ...] with N > 0), got shape {list(arr.shape)}")
+    return arr
+
+
+def _batches(data: Any, batch_size: int, samples: int | None) -> tuple[Iterable[Any], int]:
+    """A batch iterable over ``data`` (DatasetSplit, Dataset, tensor/array or iterable of batches) and its length."""
+    from spikeport.data import DatasetSplit
+
+    if isinstance(data, DatasetSplit):
+        data = data.dataset
+    if isinstance(data, np.ndarray):
+        data = torch.from_numpy(np.ascontiguousarray(data)).float()
+    if isinstance(data, torch.Tensor):
+        data = TensorDataset(data)
+    if isinstance(data, torch.utils.data.Dataset):
+        n = len(data)  # type: ignore[arg-type]
+        if samples is not None:
+            n = min(n, samples)
+            data = Subset(data, range(n))
+        return DataLoader(data, batch_size=batch_size, shuffle=False), math.ceil(n / batch_size)
+    if samples is not None:
+        raise ConfigError("samples= needs a dataset, tensor or array (not an iterable of batches)")
+    return data, len(data) if hasattr(data, "__len__") else 0
+
+
+def record_model(model: nn.Module, data: Any, *, timesteps: int, encoder: str = "direct", temporal: bool = False,
+                 batch_size: int = 64, samples: int | None = None, device: str = "cpu", seed: int = 0,
+                 rules: Mapping[type, OpRule] | None = None, graph: Any = None, progress: bool = False,
+                 count_active: bool = False) -> Recording:
+    """Run ``model`` in eval mode over ``data`` inside :func:`record_spikes` and return the recording.
+
+    Args:
+        model: a multi-step model (``[T, B, ...]`` -> anything).
+        data: a :class:`~spikeport.data.DatasetSplit`, a Dataset of ``(x, ...)``, a tensor or
+            array ``[N, ...]``, or an iterable of batches (tensors or ``(x, ...)`` tuples).
+        timesteps: T for static data (ignored for temporal data, which carries its own T).
+        encoder: static-data encoder (``direct``, ``rate``, ``latency``).
+        temporal: samples already are ``[T, ...]`` sequences (batches ``[B, T, ...]``).
+        batch_size: samples per forward call.
+        samples: use only the first ``samples`` samples.
+        device: ``cpu`` or ``cuda``.
+        seed: seeds the encoder's generator (rate coding), so reruns are identical.
+        rules, graph, count_active: passed to :func:`record_spikes`.
+        progress: show a tqdm progress bar (on stderr).
+    """
+    from spikeport.training.trainer import resolve_device, to_sequence
+
+    if batch_size <= 0:
+        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    if samples is not None and samples <= 0:
+        raise ConfigError(f"samples must be positive, got {samples}")
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    it, n_batches = _batches(data, batch_size, samples)
+    gen = torch.Generator().manual_seed(seed)
+    bar: Iterator[Any] = iter(it)
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(it, total=n_batches or None, desc="energy", unit="batch", leave=False)
+    with record_spikes(model, rules=rules, graph=graph, count_active=count_active) as rec, torch.no_grad():
+        for batch in bar:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if not isinstance(x, torch.Tensor):
+                raise DataError(f"expected tensor batches, got {type(x).__name__}")
+            x = x.to(dev, dtype=torch.float32)
+            seq = to_sequence(x, temporal, timesteps, encoder, gen if dev.type == "cpu" else None)
+            model(seq)
+    if rec.samples == 0:
+        raise DataError("no samples were processed (empty data)")
+    return rec
+
+
+def analyze(model: nn.Module, data: Any, *, timesteps: int, hardware: Any = "horowitz45", encoder: str = "direct",
+            temporal: bool = False, batch_size: int = 64, samples: int | None = None, device: str = "cpu",
+            seed: int = 0, rules: Mapping[type, OpRule] | None = None, graph: Any = None, progress: bool = False,
+            meta: Mapping[str, Any] | None = None) -> EnergyReport:
+    """Record ``model`` on ``data`` and estimate its energy (see :func:`record_model`, :func:`estimate`).
+
+    Active membrane updates are counted when the energy model prices them apart from idle ones.
+    """
+    from spikeport.energy.hardware import get_hardware
+
+    hw = get_hardware(hardware)
+    rec = record_model(model, data, timesteps=timesteps, encoder=encoder, temporal=temporal, batch_size=batch_size,
+                       samples=samples, device=device, seed=seed, rules=rules, graph=graph, progress=progress,
+                       count_active=hw.e_neuron_active_pj != hw.e_neuron_idle_pj)
+    info = {"encoder": "none (temporal data)" if temporal else encoder, "seed": seed}
+    info.update(dict(meta or {}))
+    return estimate(rec, hw, meta=info)

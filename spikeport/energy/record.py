@@ -1,0 +1,518 @@
+"""Streaming recording of spikes and synaptic input statistics with forward hooks.
+
+``with record_spikes(model) as rec: model(x)`` hooks every node that has a rule
+(:mod:`spikeport.energy.rules`) and accumulates, per node, only reduced
+statistics: nothing proportional to the number of samples is ever kept, so the
+recorder's state has a fixed size (see :meth:`Recording.state_nbytes`).
+
+* neuron layers: spike counts per timestep and channel, neuron-steps per
+  timestep, nonzero input currents per timestep (active membrane updates);
+* synapse and pool nodes, per input value class: calls, items, nonzero inputs,
+  elements, :math:`\\sum_i n_i F_i` (exact effective ops) and, for integer
+  inputs, :math:`\\sum_i |x|_i F_i` (value-weighted ACs), plus nonzero inputs
+  per timestep;
+* custom nodes: the column totals their rule returns.
+
+Tensors follow the time-first convention ``[T, B, ...]``: the model input's
+axis 1 counts samples and a node input's leading axes are ``(T, B, ...)``; a
+node called on ``[N, ...]`` (one leading axis) is counted as one timestep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch import nn
+
+from spikeport.energy.rules import VALUE_CLASSES, OpRule, is_unit, resolve_rule, worst_class
+from spikeport.errors import ConfigError, GraphError
+
+__all__ = ["record_spikes", "Recording", "NeuronRecord", "SynapseRecord", "CustomRecord", "ClassTotals"]
+
+log = logging.getLogger(__name__)
+
+
+def _grow(vec: torch.Tensor, n: int) -> torch.Tensor:
+    """``vec`` padded with zeros along axis 0 to length ``n`` (unchanged when long enough)."""
+    if vec.shape[0] >= n:
+        return vec
+    pad = torch.zeros((n - vec.shape[0], *vec.shape[1:]), dtype=vec.dtype)
+    return torch.cat([vec, pad])
+
+
+@dataclass
+class ClassTotals:
+    """Totals of one synapse/pool node over the calls whose input had one value class.
+
+    Attributes:
+        calls: forward calls; items: (timestep, sample) items seen.
+        nonzero, elements: nonzero and total input elements.
+        nz_fan: :math:`\\sum n_i F_i`, effective synaptic ops (nonzero input x nonzero weight).
+        abs_fan: :math:`\\sum |x|_i F_i` (value-weighted ops; equals ``nz_fan`` for spikes).
+        valid_fan: :math:`\\sum F^{valid}_i` per item x items: NeuroBench's dense count.
+        dense: ANN-equivalent MACs (padding taps included).
+        out_elements: output elements produced.
+        max_abs: largest input magnitude.
+    """
+
+    calls: int = 0
+    items: int = 0
+    nonzero: int = 0
+    elements: int = 0
+    nz_fan: int = 0
+    abs_fan: int = 0
+    valid_fan: int = 0
+    dense: int = 0
+    out_elements: int = 0
+    max_abs: float = 0.0
+
+
+@dataclass
+class _NodeBase:
+    name: str
+    type_name: str
+    rule: OpRule
+    node: Any = None
+    order: int = -1
+    calls: int = 0
+
+
+@dataclass
+class SynapseRecord(_NodeBase):
+    """Streaming statistics of a ``synapse`` or ``pool`` node."""
+
+    item_shape: tuple[int, ...] = ()
+    out_item_shape: tuple[int, ...] = ()
+    weight_count: int = 0
+    classes: dict[str, ClassTotals] = field(default_factory=dict)
+    nonzero_t: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
+    elements_t: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
+    _fan: dict[tuple[int, ...], tuple[torch.Tensor, int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def value_class(self) -> str:
+        """The dearest input class seen (``binary`` when never called)."""
+        return worst_class(self.classes)
+
+    def total(self, attr: str, classes: tuple[str, ...] = VALUE_CLASSES) -> int:
+        return sum(getattr(self.classes[c], attr) for c in classes if c in self.classes)
+
+
+@dataclass
+class NeuronRecord(_NodeBase):
+    """Streaming statistics of a ``neuron`` or ``activation`` node."""
+
+    neurons: int = 0  # per item (sample and timestep)
+    channels: int = 1
+    spikes_tc: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 1, dtype=torch.int64))
+    elements_t: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
+    active_t: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
+    graded: bool = False  # some output was neither 0 nor 1
+    verified: bool = False  # the first call's output was checked to be binary
+
+
+@dataclass
+class CustomRecord(_NodeBase):
+    """Column totals of a ``custom`` node."""
+
+    totals: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Recording:
+    """What :func:`record_spikes` accumulated (reduced statistics only).
+
+    Attributes:
+        model_name: class name of the recorded model.
+        records: per node name, in first-execution order after recording.
+        samples: samples seen (axis 1 of the model input).
+        timesteps: largest T seen (axis 0 of the model input).
+        forward_calls: model forward calls.
+        unhandled: ``(name, type)`` of leaf modules without a rule (not counted).
+        graph_bound: whether rules were resolved from IR node types.
+        active_counted: whether membrane updates with nonzero input were counted.
+    """
+
+    model_name: str = ""
+    records: dict[str, _NodeBase] = field(default_factory=dict)
+    samples: int = 0
+    timesteps: int = 0
+    forward_calls: int = 0
+    unhandled: list[tuple[str, str]] = field(default_factory=list)
+    graph_bound: bool = False
+    active_counted: bool = False
+    _seq: int = 0
+
+    def nodes(self, kind: type | None = None) -> list[_NodeBase]:
+        """Records in execution order (never-called ones last), optionally of one record class."""
+        recs = sorted(self.records.values(), key=lambda r: (r.order < 0, r.order))
+        return [r for r in recs if kind is None or isinstance(r, kind)]
+
+    def state_nbytes(self) -> int:
+        """Bytes held by the accumulators (excluding cached fan-out maps, which depend only on shapes)."""
+        total = 0
+        for r in self.records.values():
+            for v in vars(r).values():
+                if isinstance(v, torch.Tensor):
+                    total += v.numel() * v.element_size()
+            if isinstance(r, SynapseRecord):
+                total += 8 * len(vars(ClassTotals())) * len(r.classes)
+            if isinstance(r, CustomRecord):
+                total += 16 * len(r.totals)
+        return total
+
+
+# ---------------------------------------------------------------- observers
+def _first_tensor(obj: Any) -> torch.Tensor | None:
+    if isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, (tuple, list)):
+        for o in obj:
+            t = _first_tensor(o)
+            if t is not None:
+                return t
+    return None
+
+
+@dataclass
+class _TensorStats:
+    """Reduced statistics of one ``[T, N, *item]`` tensor (shared by the hooks that read it)."""
+
+    cls: str
+    t: int
+    nonzero: int
+    countmap: torch.Tensor  # [T, P] float64: nonzeros at each flattened item position, summed over the batch
+    absmap: torch.Tensor | None = None  # [P] float64: sum over T and batch of |x| (integer inputs only)
+    max_abs: float = 0.0
+    _total: torch.Tensor | None = None
+
+    @property
+    def total_map(self) -> torch.Tensor:
+        """[P] float64: nonzeros per position summed over time and batch."""
+        if self._total is None:
+            self._total = self.countmap.sum(0)
+        return self._total
+
+
+def _tensor_stats(x: torch.Tensor, t: int, item_ndim: int) -> _TensorStats:
+    """Classify ``x`` and count its nonzeros per position, in a few fast passes.
+
+    Spike tensors (the common case) cost one fused ``x - x*x`` with a max-abs
+    reduction (zero exactly when every value is 0 or 1, see
+    :func:`~spikeport.energy.rules.is_unit`) and one sum over the batch axis, which
+    for binary values *is* the nonzero count (exact in float32 below 2**24 samples).
+    Other tensors (the first layer's real input, pooled or scaled spikes, signed
+    spikes) take a slower path that counts ``x != 0`` and checks for integer values.
+    """
+    p = math.prod(x.shape[x.dim() - item_ndim:]) if item_ndim else 1
+    xs = x.reshape(t, -1, p)
+    if x.numel() == 0:
+        return _TensorStats("binary", t, 0, torch.zeros(t, p, dtype=torch.float64))
+    if not torch.is_floating_point(xs):
+        xs = xs.to(torch.float32)
+    acc = torch.float64 if xs.dtype == torch.float64 else torch.float32
+    small = xs.shape[1] < 2**24
+    if small and float(torch.linalg.vector_norm(torch.addcmul(xs, xs, xs, value=-1.0), float("inf"))) == 0.0:
+        m = xs.sum(1, dtype=acc).to(torch.float64)
+        nz = int(round(float(m.sum())))
+        return _TensorStats("binary", t, nz, m, max_abs=1.0 if nz else 0.0)
+    mn, mx = float(xs.min()), float(xs.max())
+    if small and mn >= -1.0 and mx <= 1.0:
+        a = xs.abs()
+        if is_unit(a, xs):
+            m = a.sum(1, dtype=acc).to(torch.float64)
+            nz = int(round(float(m.sum())))
+            return _TensorStats("signed_binary", t, nz, m, max_abs=1.0 if nz else 0.0)
+    countmap = (xs != 0).sum(1).to(torch.float64)
+    nz = int(countmap.sum())
+    max_abs = max(abs(mn), abs(mx)) if math.isfinite(mn) and math.isfinite(mx) else float("inf")
+    if math.isfinite(max_abs) and bool(torch.equal(xs, torch.round(xs))):
+        return _TensorStats("integer", t, nz, countmap, xs.abs().sum(dim=(0, 1), dtype=torch.float64), max_abs)
+    return _TensorStats("real", t, nz, countmap, max_abs=max_abs)
+
+
+_CACHE_SIZE = 4  # tensors whose statistics are kept for reuse (a block input read by conv1 and the shortcut)
+
+
+def _binary_stats(x: torch.Tensor, t: int, item_ndim: int) -> _TensorStats:
+    """Statistics of a tensor known to hold only 0 and 1: one sum over the batch axis."""
+    p = math.prod(x.shape[x.dim() - item_ndim:]) if item_ndim else 1
+    xs = x.reshape(t, -1, p)
+    acc = torch.float64 if xs.dtype == torch.float64 else torch.float32
+    m = xs.sum(1, dtype=acc).to(torch.float64)
+    nz = int(round(float(m.sum())))
+    return _TensorStats("binary", t, nz, m, max_abs=1.0 if nz else 0.0)
+
+
+def _trusted(module: nn.Module) -> bool:
+    """Neuron modules whose class spikeport defines (user subclasses may emit graded values)."""
+    return type(module).__module__.startswith("spikeport.")
+
+
+class _Observer:
+    """Forward hooks updating one :class:`Recording`.
+
+    The statistics of the last few tensors seen are cached (by tensor identity and
+    version; the cache holds references, so an identity cannot be reused while
+    cached), so the synapses that read a neuron's spikes reuse them. The cache is
+    cleared at every model call.
+    """
+
+    def __init__(self, rec: Recording, batch_dim: int, count_active: bool) -> None:
+        self.rec = rec
+        self.batch_dim = batch_dim
+        self.count_active = count_active
+        self._cache: list[tuple[torch.Tensor, int, tuple[int, int], _TensorStats]] = []
+
+    def _touch(self, r: _NodeBase) -> None:
+        if r.order < 0:
+            r.order = self.rec._seq
+            self.rec._seq += 1
+        r.calls += 1
+
+    def _stats(self, x: torch.Tensor, t: int, item_ndim: int, binary: bool = False) -> _TensorStats:
+        """Statistics of ``x`` (the tensor object a hook received), reused when the same unmodified
+        tensor reaches the next hook (a neuron's spikes feeding one or more synapses).
+        ``binary``: the producer guarantees 0/1 values (skip the value check)."""
+        for c in self._cache:
+            if c[0] is x and c[1] == x._version and c[2] == (t, item_ndim):
+                return c[3]
+        with torch.no_grad():
+            st = (_binary_stats if binary and x.numel() and x.shape[1 if x.dim() > 1 else 0] < 2**24
+                  else _tensor_stats)(x.detach(), t, item_ndim)
+        self._cache = [(x, x._version, (t, item_ndim), st)] + self._cache[:_CACHE_SIZE - 1]
+        return st
+
+    # -- model input
+    def root(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self.rec.forward_calls += 1
+        self._cache = []
+        x = _first_tensor(args)
+        if x is not None and x.dim() > self.batch_dim:
+            self.rec.samples += int(x.shape[self.batch_dim])
+            self.rec.timesteps = max(self.rec.timesteps, int(x.shape[0]) if self.batch_dim == 1 else 1)
+
+    # -- synapse / pool
+    def synapse(self, r: SynapseRecord, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        x = _first_tensor(args)
+        if x is None:
+            return
+        with torch.no_grad():
+            nd = r.rule.item_ndim
+            if x.dim() < nd:
+                raise GraphError(f"node '{r.name}' ({r.type_name}): input of shape {list(x.shape)} has fewer than "
+                                 f"{nd} per-item axes; fix the rule's item_ndim")
+            item = tuple(int(d) for d in x.shape[x.dim() - nd:])
+            lead = x.shape[:x.dim() - nd]
+            t = int(lead[0]) if len(lead) >= 2 else 1
+            n_items = int(x.numel() // max(1, math.prod(item)))
+            st = self._stats(x, t, nd)
+            fan, valid_sum = self._fanout(r, module, item)
+            flat_fan = fan.reshape(-1)
+            total_map = st.total_map
+            nz_fan = int(round(float(torch.dot(total_map, flat_fan))))
+            abs_fan = int(round(float(torch.dot(st.absmap.reshape(-1), flat_fan)))) if st.absmap is not None \
+                else nz_fan
+            nz_t = st.countmap.sum(1).round().to(torch.int64)
+            out = _first_tensor(output)
+            out_item = tuple(int(d) for d in out.shape[len(lead):]) if out is not None else ()
+            if not r.out_item_shape:
+                r.out_item_shape = out_item
+            self._touch(r)
+            ct = r.classes.setdefault(st.cls, ClassTotals())
+            ct.calls += 1
+            ct.items += n_items
+            ct.nonzero += st.nonzero
+            ct.elements += int(x.numel())
+            ct.nz_fan += nz_fan
+            ct.abs_fan += abs_fan
+            ct.valid_fan += valid_sum * n_items
+            if r.rule.dense is not None:
+                ct.dense += int(r.rule.dense(module, r.node, item, out_item)) * n_items
+            ct.out_elements += int(out.numel()) if out is not None else 0
+            ct.max_abs = max(ct.max_abs, st.max_abs)
+            r.nonzero_t = _grow(r.nonzero_t, t)
+            r.elements_t = _grow(r.elements_t, t)
+            r.nonzero_t[:t] += nz_t.cpu()
+            r.elements_t[:t] += n_items // t * math.prod(item)
+
+    def _fanout(self, r: SynapseRecord, module: nn.Module, item: tuple[int, ...]) -> tuple[torch.Tensor, int]:
+        cached = r._fan.get(item)
+        if cached is None:
+            try:
+                eff, valid = r.rule.fanout(module, r.node, item)
+            except GraphError:
+                raise
+            except Exception as e:  # a rule or module that cannot take this shape
+                raise GraphError(f"node '{r.name}' ({r.type_name}): computing the fan-out map for input "
+                                 f"{list(item)} failed ({type(e).__name__}: {e})") from e
+            if tuple(eff.shape) != item:
+                raise GraphError(f"node '{r.name}' ({r.type_name}): fan-out map has shape {list(eff.shape)}, "
+                                 f"expected {list(item)}")
+            cached = (eff.to(torch.float64).contiguous(), int(round(float(valid.sum()))))
+            r._fan[item] = cached
+            if not r.item_shape:
+                r.item_shape = item
+        return cached
+
+    # -- neurons
+    def neuron(self, r: NeuronRecord, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        s = _first_tensor(output)
+        x = _first_tensor(args)
+        if s is None:
+            return
+        with torch.no_grad():
+            t = int(s.shape[0]) if s.dim() >= 2 else 1
+            item = tuple(int(d) for d in s.shape[2:]) if s.dim() >= 2 else ()
+            c = int(item[0]) if item else 1
+            trust = r.rule.binary_output and r.verified and _trusted(module)
+            st = self._stats(s, t, len(item), binary=trust)
+            counts = st.countmap.reshape(t, c, -1).sum(2).round().to(torch.int64)  # [T, C]
+            if st.cls != "binary":
+                r.graded = True
+            elif r.calls == 0:
+                r.verified = True  # first call checked in full: later calls may take the fast path
+            self._touch(r)
+            if r.calls == 1 or r.channels != c:
+                if r.calls > 1:
+                    raise GraphError(f"node '{r.name}' ({r.type_name}): channel count changed between calls "
+                                     f"({r.channels} -> {c}); record one input shape per recording")
+                r.channels, r.neurons = c, max(1, math.prod(item)) if item else 1
+                r.spikes_tc = torch.zeros(0, c, dtype=torch.int64)
+            r.spikes_tc = _grow(r.spikes_tc, t)
+            r.elements_t = _grow(r.elements_t, t)
+            r.active_t = _grow(r.active_t, t)
+            r.spikes_tc[:t] += counts.cpu()
+            r.elements_t[:t] += s.numel() // t
+            if self.count_active and x is not None and x.shape[:1] == s.shape[:1] and x.numel() == s.numel():
+                xd = x.detach()
+                r.active_t[:t] += torch.stack([torch.count_nonzero(xd[i]) for i in range(t)]).cpu()
+
+    # -- custom
+    def custom(self, r: CustomRecord, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        with torch.no_grad():
+            vals = r.rule.count(module, r.node, tuple(args), output)
+        self._touch(r)
+        for k, v in dict(vals).items():
+            if k not in ("elem_adds", "elem_macs"):
+                raise GraphError(f"node '{r.name}' ({r.type_name}): count rule returned unknown column '{k}'; "
+                                 "use elem_adds or elem_macs")
+            r.totals[k] = r.totals.get(k, 0) + v
+
+
+# ---------------------------------------------------------------- binding
+def _graph_nodes(graph: Any) -> dict[str, Any]:
+    """``name -> IR node`` from a SpikeGraph, a mapping, or anything with ``.nodes``."""
+    if graph is None:
+        return {}
+    if isinstance(graph, Mapping):
+        return dict(graph)
+    nodes = getattr(graph, "nodes", None)
+    if callable(nodes):
+        nodes = nodes()
+    if isinstance(nodes, Mapping):
+        return dict(nodes)
+    if nodes is not None:
+        out = {}
+        for n in nodes:
+            out[n.name if hasattr(n, "name") else str(n)] = n
+        return out
+    raise ConfigError(f"graph: expected a SpikeGraph or a mapping of node names to IR nodes, got "
+                      f"{type(graph).__name__}")
+
+
+def _attach(rec: Recording, obs: _Observer, name: str, module: nn.Module, rule: OpRule, node: Any,
+            handles: list[Any]) -> None:
+    type_name = type(node).__name__ if node is not None else type(module).__name__
+    if rule.role in ("synapse", "pool"):
+        w = getattr(module, "weight", None)
+        r: _NodeBase = SynapseRecord(name, type_name, rule, node,
+                                     weight_count=int(w.numel()) if isinstance(w, torch.Tensor) else 0)
+        fn = obs.synapse
+    elif rule.role in ("neuron", "activation"):
+        r = NeuronRecord(name, type_name, rule, node)
+        fn = obs.neuron
+    elif rule.role == "custom":
+        r = CustomRecord(name, type_name, rule, node)
+        fn = obs.custom
+    else:
+        return
+    rec.records[name] = r
+    handles.append(module.register_forward_hook(lambda m, a, o, _r=r, _f=fn: _f(_r, m, a, o)))
+
+
+def _walk(rec: Recording, obs: _Observer, module: nn.Module, prefix: str, nodes: Mapping[str, Any],
+          rules: Mapping[type, OpRule] | None, handles: list[Any]) -> None:
+    for child_name, child in module.named_children():
+        name = f"{prefix}.{child_name}" if prefix else child_name
+        node = getattr(child, "ir_node", None)  # a lowered IR executor names its node modules
+        if node is not None:
+            name = str(getattr(child, "ir_name", None) or name)
+        else:
+            node = nodes.get(name)
+        rule = resolve_rule(type(node) if node is not None else type(child), rules)
+        if node is not None and rule is None:
+            rule = resolve_rule(type(child), rules)
+        if rule is None:
+            if any(True for _ in child.children()):
+                _walk(rec, obs, child, name, nodes, rules, handles)
+            else:
+                rec.unhandled.append((name, type(child).__name__))
+            continue
+        _attach(rec, obs, name, child, rule, node, handles)
+        if not rule.leaf:
+            _walk(rec, obs, child, name, nodes, rules, handles)
+
+
+@contextlib.contextmanager
+def record_spikes(model: nn.Module, *, rules: Mapping[type, OpRule] | None = None, graph: Any = None,
+                  batch_dim: int = 1, count_active: bool = False) -> Iterator[Recording]:
+    """Hook ``model`` and accumulate streaming statistics while the block runs.
+
+    Args:
+        model: any ``nn.Module`` taking ``[T, B, ...]`` input (or a lowered IR module).
+        rules: extra/overriding rules keyed by IR node type or torch module type.
+        graph: a :class:`~spikeport.converter.graph.SpikeGraph` (or ``{name: IRNode}``) whose node
+            names equal the model's qualified module names; those modules are counted with the
+            rule of their IR node type. Modules carrying ``ir_node``/``ir_name`` (the node
+            modules of :func:`spikeport.converter.lower`) are bound to their node directly, so
+            ``record_spikes(lower(trace(model)))`` counts every IR node, element-wise ones included.
+        batch_dim: axis of the model input that counts samples (1 for ``[T, B, ...]``).
+        count_active: also count membrane updates whose input current is nonzero (one more
+            pass over every neuron input; the ``loihi`` model prices active and idle updates
+            differently, otherwise every update is taken as active).
+
+    Yields:
+        The :class:`Recording`, complete once the block exits (hooks are always removed).
+
+    Example:
+        >>> with record_spikes(model) as rec:
+        ...     model(x)
+        >>> report = estimate(rec, hardware="horowitz45")
+    """
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"record_spikes: expected a torch.nn.Module, got {type(model).__name__}")
+    nodes = _graph_nodes(graph)
+    rec = Recording(model_name=str(getattr(getattr(model, "graph", None), "name", "") or type(model).__name__))
+    rec.active_counted = bool(count_active)
+    obs = _Observer(rec, batch_dim, bool(count_active))
+    handles: list[Any] = [model.register_forward_pre_hook(obs.root)]
+    try:
+        root_rule = resolve_rule(type(model), rules)
+        if root_rule is not None and root_rule.role != "free" and (root_rule.leaf or not list(model.children())):
+            _attach(rec, obs, type(model).__name__, model, root_rule, None, handles)
+        else:
+            _walk(rec, obs, model, "", nodes, rules, handles)
+        rec.graph_bound = any(r.node is not None for r in rec.records.values())
+        if rec.unhandled:
+            log.info("no op rule for %d leaf module(s): %s", len(rec.unhandled),
+                     ", ".join(f"{n} ({t})" for n, t in rec.unhandled))
+        yield rec
+    finally:
+        for h in handles:
+            h.remove()

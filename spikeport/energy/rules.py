@@ -1,0 +1,545 @@
+"""Op-counting rules: how each node type is observed while recording and what it costs.
+
+The rules table maps a node type to an :class:`OpRule`. Keys are IR node types
+(:mod:`spikeport.converter.ir`) and, for models recorded without a graph, torch
+module types; lookup walks the class MRO, so a subclass inherits its parent's
+rule. Users extend or override the table with the ``rules=`` argument of
+:func:`spikeport.energy.record_spikes` (at each class of the MRO a user entry
+wins over the built-in one).
+
+Roles:
+
+* ``synapse``: a linear weighted op (Linear, Conv, ConvTranspose). The recorder
+  keeps, per input value class, :math:`\\sum_i n_i F_i` where :math:`n_i` is the
+  number of nonzero inputs at per-item position *i* (summed over the batch
+  first, which is exact because counting is linear) and :math:`F_i` the exact
+  fan-out of that position: the number of nonzero weights it meets, honouring
+  borders, stride, padding, dilation and groups. For integer-valued inputs it
+  also keeps :math:`\\sum_i |x|_i F_i` (value-weighted ACs).
+* ``pool``: an average/sum pool; each nonzero input costs one addition per
+  window that contains it (same fan-out machinery, weights all one).
+* ``neuron``: a stateful spiking neuron (rates per layer, channel and timestep;
+  one membrane update per neuron and step); ``activation``: a stateless
+  activation (ReLU, Threshold): rates only.
+* ``custom``: ``count(module, node, inputs, output) -> {column: value}`` per call
+  (element-wise arithmetic and the seed attention modules).
+* ``free``: costs nothing (reshapes, dropout, batch norm folded into the
+  preceding synapse, max pooling).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from spikeport.errors import ConfigError, GraphError
+
+__all__ = ["OpRule", "ROLES", "VALUE_CLASSES", "CUSTOM_COLUMNS", "default_rules", "resolve_rule",
+           "value_class", "is_unit", "axis_taps", "conv_fanout", "autograd_fanout", "linear_fanout", "pool_fanout",
+           "adaptive_pool_fanout"]
+
+ROLES = ("synapse", "pool", "neuron", "activation", "custom", "free")
+VALUE_CLASSES = ("binary", "signed_binary", "integer", "real")
+"""Input value classes, from cheapest to dearest: {0,1}, {-1,0,1}, other integers, anything else."""
+
+CUSTOM_COLUMNS = ("elem_adds", "elem_macs")
+"""Columns a ``custom`` rule may return: element-wise additions (AC cost) and products (MAC cost)."""
+
+FanoutFn = Callable[[nn.Module, Any, tuple[int, ...]], tuple[torch.Tensor, torch.Tensor]]
+DenseFn = Callable[[nn.Module, Any, tuple[int, ...], tuple[int, ...]], int]
+CountFn = Callable[[nn.Module, Any, tuple[Any, ...], Any], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """How one node type is recorded and counted.
+
+    Args:
+        role: one of :data:`ROLES`.
+        item_ndim: ``synapse``/``pool``: number of trailing per-item axes of the input
+            (Linear 1, Conv1d 2, Conv2d 3); the leading axes are ``[T, B, ...]``.
+        fanout: ``synapse``/``pool``: ``fanout(module, node, item_shape) -> (F_eff, F_valid)``,
+            float64 tensors of ``item_shape``: per input position, the number of nonzero
+            weights it meets and the number of (valid, non-padding) taps it meets.
+        dense: ``synapse``: ``dense(module, node, in_item, out_item) -> int``, the
+            ANN-equivalent MACs per item and timestep (counts padding taps, as FLOP counters do).
+        count: ``custom``: ``count(module, node, inputs, output) -> {column: value}`` with
+            columns from :data:`CUSTOM_COLUMNS`, called on every forward.
+        neuron_ops: ``neuron``: ``(multiplications, additions)`` of one membrane update
+            (the Lemaire-style model charges them; compare counts as an addition).
+        binary_output: ``neuron``: the node emits exactly 0/1 by construction (a Heaviside of
+            the membrane). For module classes defined inside spikeport the recorder verifies
+            this on a layer's first call and then skips the value check (one pass fewer).
+        leaf: do not hook the module's children (the rule accounts for them).
+        note: assumption stated in every report that uses this rule.
+    """
+
+    role: str
+    item_ndim: int = 0
+    fanout: FanoutFn | None = None
+    dense: DenseFn | None = None
+    count: CountFn | None = None
+    neuron_ops: tuple[int, int] = (0, 0)
+    binary_output: bool = False
+    leaf: bool = True
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(f"OpRule: role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if self.role in ("synapse", "pool"):
+            if self.item_ndim <= 0 or self.fanout is None:
+                raise ConfigError(f"OpRule(role={self.role!r}) needs item_ndim > 0 and a fanout function")
+        if self.role == "synapse" and self.dense is None:
+            raise ConfigError("OpRule(role='synapse') needs a dense function (ANN-equivalent MACs)")
+        if self.role == "custom" and self.count is None:
+            raise ConfigError("OpRule(role='custom') needs a count function")
+
+
+# ---------------------------------------------------------------- value classes
+def is_unit(a: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether every ``a`` (``x`` or ``|x|``, known to lie in [0, 1]) is exactly 0 or 1.
+
+    ``a - x*x`` is 0 exactly at 0 and 1 and strictly positive in float arithmetic for
+    any value in (0, 1) (the rounded square of such a value is below it), so a zero
+    maximum proves binarity without accumulating anything.
+    """
+    return float(torch.addcmul(a, x, x, value=-1.0).max()) == 0.0
+
+
+@torch.no_grad()
+def value_class(x: torch.Tensor) -> str:
+    """Classify the values of ``x``: ``binary``, ``signed_binary``, ``integer`` or ``real``."""
+    if x.numel() == 0 or x.dtype == torch.bool:
+        return "binary"
+    if not torch.is_floating_point(x):
+        mn, mx = int(x.min()), int(x.max())
+        return "binary" if mn >= 0 and mx <= 1 else ("signed_binary" if mn >= -1 and mx <= 1 else "integer")
+    mn, mx = float(x.min()), float(x.max())
+    if not (math.isfinite(mn) and math.isfinite(mx)):
+        return "real"
+    if mn >= -1.0 and mx <= 1.0 and is_unit(x if mn >= 0.0 else x.abs(), x):
+        return "binary" if mn >= 0.0 else "signed_binary"
+    if bool(torch.equal(x, torch.round(x))):
+        return "integer"
+    return "real"
+
+
+def worst_class(classes: Any) -> str:
+    """The dearest value class among ``classes`` (``binary`` when empty)."""
+    ranks = [VALUE_CLASSES.index(c) for c in classes]
+    return VALUE_CLASSES[max(ranks)] if ranks else "binary"
+
+
+# ---------------------------------------------------------------- fan-out maps
+def _grad_of_sum(fn: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...],
+                 upstream: torch.Tensor | None = None) -> torch.Tensor:
+    """d/dx of ``sum(upstream * fn(x))`` at ``x = ones(shape)`` in float64 (works under inference mode)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        x = torch.ones(shape, dtype=torch.float64, requires_grad=True)
+        y = fn(x)
+        g = torch.ones_like(y) if upstream is None else upstream.to(y.dtype).expand_as(y)
+        (grad,) = torch.autograd.grad(y, x, grad_outputs=g)
+    return grad.detach().clone()
+
+
+def linear_fanout(module: nn.Module, node: Any, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear: input feature *i* meets the nonzero entries of weight column *i*."""
+    w = module.weight.detach()
+    eff = (w != 0).sum(0).to(torch.float64)
+    return eff, torch.full_like(eff, float(w.shape[0]))
+
+
+def _zero_padded(module: nn.Module) -> bool:
+    return getattr(module, "padding_mode", "zeros") == "zeros" and not isinstance(getattr(module, "padding", 0), str)
+
+
+def _tup(v: Any, n: int) -> tuple[int, ...]:
+    return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v),) * n
+
+
+def axis_taps(n_in: int, k: int, stride: int, pad: int, dilation: int, n_out: int) -> torch.Tensor:
+    """``V[i, j] = 1`` when input index ``i`` meets kernel tap ``j`` at some output in ``[0, n_out)``.
+
+    Output ``o`` reads input ``o * stride - pad + j * dilation`` through tap ``j``.
+    """
+    i = torch.arange(n_in, dtype=torch.int64)[:, None]
+    j = torch.arange(k, dtype=torch.int64)[None, :]
+    num = i + pad - j * dilation
+    o = torch.div(num, stride, rounding_mode="floor")
+    return ((num % stride == 0) & (o >= 0) & (o < n_out)).to(torch.float64)
+
+
+def _conv_out(n: int, k: int, s: int, p: int, d: int) -> int:
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+_EINSUM = {1: "ak,ck->ca", 2: "ak,bl,ckl->cab", 3: "ak,bl,cm,nklm->nabc"}
+
+
+def conv_fanout(module: nn.Module, node: Any, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conv1d/2d/3d with zero padding: exact per-position fan-out, analytically.
+
+    The binarized kernel is summed over each group's output channels, giving one
+    ``k``-sized kernel ``K_c`` per input channel. Validity is separable per axis,
+    so the fan-out of input ``(c, h, w)`` is ``sum_{k,l} K_c[k, l] V_h[h, k] V_w[w, l]``
+    with :func:`axis_taps` (borders, stride, padding and dilation exact). Other
+    padding modes fall back to :func:`autograd_fanout`.
+    """
+    w = module.weight.detach()
+    nd = w.dim() - 2
+    if not _zero_padded(module) or nd not in _EINSUM or len(item_shape) != nd + 1:
+        return autograd_fanout(module, node, item_shape)
+    g = int(module.groups)
+    c_out, c_in_g = int(w.shape[0]), int(w.shape[1])
+    k = tuple(int(v) for v in w.shape[2:])
+    per_ch = (w != 0).to(torch.float64).reshape(g, c_out // g, c_in_g, *k).sum(1).reshape(g * c_in_g, *k)
+    st, pad, dil = _tup(module.stride, nd), _tup(module.padding, nd), _tup(module.dilation, nd)
+    taps = [axis_taps(item_shape[a + 1], k[a], st[a], pad[a], dil[a],
+                      _conv_out(item_shape[a + 1], k[a], st[a], pad[a], dil[a])) for a in range(nd)]
+    eff = torch.einsum(_EINSUM[nd], *taps, per_ch)
+    valid = torch.full((g * c_in_g, *k), float(c_out // g), dtype=torch.float64)
+    return eff.contiguous(), torch.einsum(_EINSUM[nd], *taps, valid).contiguous()
+
+
+def autograd_fanout(module: nn.Module, node: Any, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generic fan-out of any weighted linear module through autograd.
+
+    Runs ``module`` with its parameter ``weight`` binarized (``!= 0``) or set to
+    ones and every other parameter zeroed, on an all-ones float64 input, and takes
+    the gradient of the output sum. Exact for any linear op; costs one forward and
+    backward on a single item. Multi-step layers get a ``[1, 1, *item]`` input,
+    plain torch layers ``[1, *item]``.
+    """
+    params = dict(module.named_parameters(recurse=False))
+    if "weight" not in params:
+        raise GraphError(f"{type(module).__name__}: no 'weight' parameter to derive a fan-out from; give its rule a "
+                         "fanout function")
+
+    def run(lead: int, binary: bool) -> torch.Tensor:
+        repl = {n: (((p.detach() != 0) if binary else torch.ones_like(p)).to(torch.float64) if n == "weight"
+                    else torch.zeros_like(p, dtype=torch.float64)) for n, p in params.items()}
+        fn = lambda x: torch.func.functional_call(module, repl, (x,))  # noqa: E731
+        return _grad_of_sum(fn, (1,) * lead + tuple(item_shape))[(0,) * lead]
+
+    errors = []
+    for lead in (2, 1):
+        try:
+            return run(lead, True), run(lead, False)
+        except Exception as e:  # noqa: BLE001 - the module rejects this input rank; try the next one
+            errors.append(f"{type(e).__name__}: {e}")
+    raise GraphError(f"{type(module).__name__}: could not derive the fan-out map for input {list(item_shape)} "
+                     f"({errors[-1]}); give its rule a fanout function")
+
+
+def _pool_params(module: nn.Module, node: Any) -> tuple[Any, Any, Any, bool]:
+    src = module if hasattr(module, "kernel_size") else node
+    k = src.kernel_size
+    s = getattr(src, "stride", None) or k
+    return k, s, getattr(src, "padding", 0), bool(getattr(src, "ceil_mode", False))
+
+
+def _pool_out(n: int, k: int, s: int, p: int, ceil: bool) -> int:
+    """torch's pooling output size (ceil mode drops a last window starting in the right padding)."""
+    if not ceil:
+        return (n + 2 * p - k) // s + 1
+    out = -(-(n + 2 * p - k) // s) + 1
+    if (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def pool_fanout(module: nn.Module, node: Any, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average/sum pooling: the number of windows that contain each input position (padding excluded)."""
+    k, s, p, ceil = _pool_params(module, node)
+    k, s, p = _tup(k, 2), _tup(s, 2), _tup(p, 2)
+    c, h, w = item_shape
+    counts = [axis_taps(n, k[a], s[a], p[a], 1, _pool_out(n, k[a], s[a], p[a], ceil)).sum(1)
+              for a, n in enumerate((h, w))]
+    cnt = torch.outer(*counts).expand(c, h, w).contiguous()
+    return cnt, cnt.clone()
+
+
+def _adaptive_counts(n_in: int, n_out: int) -> torch.Tensor:
+    cnt = torch.zeros(n_in, dtype=torch.float64)
+    for o in range(n_out):
+        start, end = (o * n_in) // n_out, -(-((o + 1) * n_in) // n_out)
+        cnt[start:end] += 1
+    return cnt
+
+
+def adaptive_pool_fanout(module: nn.Module, node: Any,
+                         item_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adaptive average pooling (torch's window bounds): windows per input position."""
+    out = getattr(module, "output_size", None) if hasattr(module, "output_size") else node.output_size
+    if isinstance(out, int) or out is None:
+        out = (out, out)
+    c, h, w = item_shape
+    oh, ow = (h if out[0] is None else out[0]), (w if out[1] is None else out[1])
+    cnt = torch.outer(_adaptive_counts(h, oh), _adaptive_counts(w, ow)).expand(c, h, w).clone()
+    return cnt, cnt.clone()
+
+
+# ---------------------------------------------------------------- dense (ANN-equivalent) counts
+def _dense_conv(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
+    """Output elements x (C_in / groups) x prod(kernel): torch's FLOP counter / 2."""
+    return math.prod(out_item) * int(module.weight[0].numel())
+
+
+def _dense_conv_transpose(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
+    """Input elements x (C_out / groups) x prod(kernel): torch's FLOP counter / 2."""
+    return math.prod(in_item) * int(module.weight[0].numel())
+
+
+def _dense_linear(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
+    return int(module.weight.numel())
+
+
+# ---------------------------------------------------------------- custom counts
+def _tensors(inputs: tuple[Any, ...]) -> list[torch.Tensor]:
+    return [t for t in inputs if isinstance(t, torch.Tensor)]
+
+
+def _nz(x: torch.Tensor) -> int:
+    return int(torch.count_nonzero(x))
+
+
+def count_add(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
+    """Add: one addition per position and extra nonzero operand (adding zero is free)."""
+    xs = _tensors(inputs)
+    if len(xs) < 2:
+        return {}
+    n = sum((x != 0).to(torch.int32) for x in xs)
+    return {"elem_adds": int((n - 1).clamp_min_(0).sum())}
+
+
+def count_mul(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
+    """Mul: one product per nonzero output; MAC cost when an operand is non-binary, else an AND (AC cost)."""
+    xs = _tensors(inputs)
+    nz = _nz(output)
+    spiking = all(value_class(x) in ("binary", "signed_binary") for x in xs)
+    return {"elem_adds" if spiking else "elem_macs": nz}
+
+
+def count_scale(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
+    """Scale by a constant: one product per nonzero input."""
+    xs = _tensors(inputs)
+    return {"elem_macs": _nz(xs[0])} if xs else {}
+
+
+def count_position_encoding(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
+    """STAA PE ``x + P_t``: one addition per element."""
+    return {"elem_adds": int(_tensors(inputs)[0].numel())}
+
+
+def count_temporal_shift(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
+    """TS-SNN ``alpha * Z + X``: one product and one addition per nonzero of the shifted tensor Z."""
+    x = _tensors(inputs)[0]
+    if node is not None and hasattr(node, "n_future"):
+        nf, npast = int(node.n_future), int(node.n_past)
+    else:
+        nf, npast = module.channel_counts()
+    nz = _nz(x) - _nz(x[0, :, :nf]) - _nz(x[-1, :, nf:nf + npast])
+    return {"elem_macs": nz, "elem_adds": nz}
+
+
+def _gc_hidden(module: nn.Module, node: Any) -> int:
+    if node is not None and hasattr(node, "t1_weight"):
+        return int(node.t1_weight.shape[0])
+    return int(module.transform[0].out_channels)
+
+
+def count_gc(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
+    """STAA GC gate per step: context 1x1 conv, attention-weighted sum, bottleneck transform, gating product.
+
+    On nonzero inputs: the context conv (an addition per nonzero when the input
+    is binary, else a product), the softmax-weighted sum (a product per nonzero),
+    the gate (a product per nonzero); the transform is dense: ``2 C hidden`` per
+    step and sample. Softmax, LayerNorm and sigmoid are not counted.
+    """
+    x = _tensors(inputs)[0]
+    t, b, c = x.shape[:3]
+    nz = _nz(x)
+    spiking = value_class(x) in ("binary", "signed_binary")
+    out = {"elem_macs": 2 * nz + t * b * 2 * c * _gc_hidden(module, node), "elem_adds": 0}
+    out["elem_adds" if spiking else "elem_macs"] += nz
+    return out
+
+
+def _sa_hidden(module: nn.Module, node: Any) -> tuple[int, int]:
+    if node is not None and hasattr(node, "w1"):
+        return int(node.timesteps), int(node.w1.shape[0])
+    sa = module.sa if hasattr(module, "sa") else module
+    return int(sa.timesteps), int(sa.fc[0].out_channels)
+
+
+def count_step_attention(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
+    """STAA SA: mean over (C, H, W) (an addition per nonzero), the T->hidden->T FC, a product per nonzero."""
+    x = _tensors(inputs)[0]
+    t, h = _sa_hidden(module, node)
+    nz = _nz(x)
+    return {"elem_adds": nz, "elem_macs": nz + int(x.shape[1]) * 2 * t * h}
+
+
+def count_staa_block(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
+    """STAABlock's own step attention on its spikes (PE, GC and the neuron are hooked separately).
+
+    ``s * w`` with ``w`` in (0, 1) keeps the spikes' nonzeros, so the output's
+    nonzero count is the spike count.
+    """
+    t, h = _sa_hidden(module, node)
+    nz = _nz(output)
+    return {"elem_adds": nz, "elem_macs": nz + int(output.shape[1]) * 2 * t * h}
+
+
+def _conv_macs(weights: list[Any], hw: int) -> int:
+    return sum(int(math.prod(w.shape)) * hw for w in weights)
+
+
+def count_fsta(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
+    """FSTA on the input current.
+
+    Temporal: average pool over HW (an addition per nonzero; max pooling's
+    comparisons are not counted), ``alpha``/``beta`` mixing (2 T B C products),
+    the T x T FC (B C T^2), mean over C (B T C additions), ``x (1 + w)`` (a product
+    per nonzero). Spatial: mean over T and sum over C (an addition per nonzero),
+    the fixed DCT conv and the 7x7 attention convs (dense per sample), ``x_t (1 +
+    sigmoid(s))`` (a product per nonzero). Fusion: two products and one addition
+    per nonzero. Sigmoids are not counted.
+    """
+    x = _tensors(inputs)[0]
+    t, b, c, h, w = x.shape
+    nz = _nz(x)
+    if node is not None and hasattr(node, "attn_w1"):
+        k = 7 if int(node.freq_num) == 49 else 3
+        weights = [node.attn_w1] + ([node.attn_w2] if node.attn_w2 is not None else [])
+        freq = int(node.freq_num)
+    else:
+        k = int(module.dct_basis.shape[-1])
+        weights = [m.weight for m in module.modules() if isinstance(m, nn.Conv2d)]
+        freq = int(module.freq_num)
+    spatial = b * (freq * k * k * h * w + _conv_macs(weights, h * w))
+    macs = 2 * t * b * c + b * c * t * t + nz + spatial + nz + 2 * nz
+    adds = nz + b * t * c + nz + nz
+    return {"elem_macs": macs, "elem_adds": adds}
+
+
+# ---------------------------------------------------------------- the default table
+_SYN_NOTE = ("synaptic ops counted exactly: nonzero inputs x their true fan-out (nonzero weights met, borders, "
+             "stride, padding, groups); bias additions are not counted")
+_POOL_NOTE = "average/sum pooling: one addition per nonzero input per window containing it; the divisor is folded"
+
+
+def _synapse(item_ndim: int, fanout: FanoutFn, dense: DenseFn) -> OpRule:
+    return OpRule("synapse", item_ndim=item_ndim, fanout=fanout, dense=dense, note=_SYN_NOTE)
+
+
+_LINEAR = _synapse(1, linear_fanout, _dense_linear)
+_CONV1 = _synapse(2, conv_fanout, _dense_conv)
+_CONV2 = _synapse(3, conv_fanout, _dense_conv)
+_CONV3 = _synapse(4, conv_fanout, _dense_conv)
+_CONVT1 = _synapse(2, autograd_fanout, _dense_conv_transpose)
+_CONVT2 = _synapse(3, autograd_fanout, _dense_conv_transpose)
+_AVGPOOL = OpRule("pool", item_ndim=3, fanout=pool_fanout, note=_POOL_NOTE)
+_ADAPTIVE = OpRule("pool", item_ndim=3, fanout=adaptive_pool_fanout, note=_POOL_NOTE)
+_FREE = OpRule("free")
+_BN = OpRule("free", note="batch norm is folded into the preceding synapse's weights and bias (0 ops)")
+_MAXPOOL = OpRule("free", note="max pooling: comparisons are not counted (an OR on binary spikes)")
+_RELU = OpRule("activation", note="ReLU: nonzero fraction reported as the rate; no membrane updates")
+_ADD = OpRule("custom", count=count_add, note="element-wise Add: one addition per extra nonzero operand")
+_MUL = OpRule("custom", count=count_mul,
+              note="element-wise Mul: a MAC per nonzero product when an operand is non-binary, else an AC")
+_SCALE = OpRule("custom", count=count_scale, note="Scale: one MAC per nonzero input")
+_TS = OpRule("custom", count=count_temporal_shift,
+             note="TemporalShift: alpha*Z + X costs a MAC and an addition per nonzero of Z; its output is "
+                  "real-valued, so the next synapse is counted in MACs (alpha is not folded into the weights)")
+_PE = OpRule("custom", count=count_position_encoding, note="position encoding: one addition per element")
+_GC = OpRule("custom", count=count_gc,
+             note="GC attention: products on nonzero inputs + dense bottleneck; softmax/LayerNorm/sigmoid not counted")
+_SA = OpRule("custom", count=count_step_attention,
+             note="step attention: mean (additions) + FC + one MAC per nonzero spike (real step weights)")
+_FSTA = OpRule("custom", count=count_fsta,
+               note="FSTA: products on nonzero currents, dense DCT/attention convs per sample; sigmoid not counted")
+
+
+def _neuron(muls: int, adds: int, what: str) -> OpRule:
+    return OpRule("neuron", neuron_ops=(muls, adds), binary_output=True,
+                  note=f"{what} membrane update: {muls} multiplication(s) + {adds} addition(s) incl. the threshold "
+                       "compare; reset is a select (0 ops)")
+
+
+def default_rules() -> dict[type, OpRule]:
+    """The built-in rules table: IR node types (when the converter is present) and torch module types."""
+    from spikeport.models import layers as L
+    from spikeport.models.neurons import modules as N
+    from spikeport.models.seeds import fsta as seed_fsta
+    from spikeport.models.seeds import staa as seed_staa
+    from spikeport.models.seeds import temporal_shift as seed_ts
+
+    if_rule, lif_rule = _neuron(0, 2, "IF"), _neuron(1, 3, "LIF")
+    rules: dict[type, OpRule] = {
+        nn.Linear: _LINEAR, nn.Conv1d: _CONV1, nn.Conv2d: _CONV2, nn.Conv3d: _CONV3,
+        nn.ConvTranspose1d: _CONVT1, nn.ConvTranspose2d: _CONVT2,
+        nn.AvgPool2d: _AVGPOOL, nn.AdaptiveAvgPool2d: _ADAPTIVE,
+        nn.MaxPool1d: _MAXPOOL, nn.MaxPool2d: _MAXPOOL, nn.MaxPool3d: _MAXPOOL,
+        nn.modules.batchnorm._BatchNorm: _BN,
+        nn.Dropout: _FREE, nn.Flatten: _FREE, nn.Identity: _FREE, nn.Unflatten: _FREE,
+        nn.ReLU: _RELU,
+        N.IF: if_rule, N.LIF: lif_rule, N.PLIF: lif_rule, N.DALIF: _neuron(2, 2, "DA-LIF"),
+        N.CubaLIF: _neuron(2, 3, "CUBA-LIF"), N.SpikingNeuron: _neuron(1, 3, "generic spiking neuron"),
+        L.Flatten: _FREE, L.Dropout: _FREE,
+        seed_ts.TemporalShift: _TS,
+        seed_staa.TemporalPositionEncoding: _PE, seed_staa.GCBlock: _GC, seed_staa.StepAttention: _SA,
+        seed_staa.TimeStepRandomDropout: _FREE,
+        seed_staa.STAABlock: OpRule("custom", count=count_staa_block, leaf=False,
+                                    note="STAA block: its step attention on the spikes (mean + FC + a MAC per "
+                                         "spike); PE, GC and the neuron are counted as their own nodes"),
+        seed_fsta.FSTA: _FSTA,
+    }
+    rules.update(_ir_rules(if_rule, lif_rule))
+    return rules
+
+
+def _ir_rules(if_rule: OpRule, lif_rule: OpRule) -> dict[type, OpRule]:
+    try:
+        from spikeport.converter import ir
+    except ImportError:  # the converter is optional for recording plain torch models
+        return {}
+    table: dict[str, OpRule] = {
+        "Linear": _LINEAR, "Conv1d": _CONV1, "Conv2d": _CONV2, "ConvTranspose2d": _CONVT2,
+        "BatchNorm": _BN, "MaxPool": _MAXPOOL, "AvgPool": _AVGPOOL, "SumPool": _AVGPOOL, "AdaptiveAvgPool": _ADAPTIVE,
+        "Flatten": _FREE, "Reshape": _FREE, "Concat": _FREE, "Input": _FREE, "Output": _FREE,
+        "Add": _ADD, "Mul": _MUL, "Scale": _SCALE, "ReLU": _RELU,
+        "IF": if_rule, "LIF": lif_rule, "PLIF": lif_rule, "DALIF": _neuron(2, 2, "DA-LIF"),
+        "CubaLIF": _neuron(2, 3, "CUBA-LIF"), "NeuronNode": _neuron(1, 3, "generic spiking neuron"),
+        "Threshold": OpRule("activation", binary_output=True, note="Threshold: stateless spike function, rates only"),
+        "TemporalShift": _TS, "TemporalPositionEncoding": _PE, "GCAttention": _GC, "StepAttention": _SA,
+        "FSTA": _FSTA,
+    }
+    return {getattr(ir, k): v for k, v in table.items() if hasattr(ir, k)}
+
+
+_DEFAULTS: dict[type, OpRule] = {}  # built on first use (importing the model zoo at import time would be circular)
+
+
+def resolve_rule(obj_type: type, rules: Mapping[type, OpRule] | None = None) -> OpRule | None:
+    """The rule for ``obj_type``, walking its MRO from the most specific class.
+
+    At each class a user rule (``rules``) wins over the built-in one, so a user rule
+    for a base class does not override a built-in rule for a more specific class.
+
+    Returns:
+        The rule, or ``None`` when no class in the MRO has one.
+    """
+    if not _DEFAULTS:
+        _DEFAULTS.update(default_rules())
+    for klass in obj_type.__mro__:
+        if rules and klass in rules:
+            return rules[klass]
+        if klass in _DEFAULTS:
+            return _DEFAULTS[klass]
+    return None

@@ -1,0 +1,291 @@
+"""Export dispatcher: ``target name -> function``, atomic outputs and deployability summaries.
+
+:func:`export_model` runs one target (``onnx``, ``onnx-stream``, ``nir``, ``lava``)
+and writes, next to the exported file ``PATH``:
+
+* ``PATH.summary.json``: target, file, model, shapes, graph statistics, the
+  post-export check (verdict, per-layer spike agreement, logit error) and the
+  :func:`deployability` of the model on every target (which nodes block which);
+* ``PATH.summary.md``: the same for people.
+
+All files are first written (atomically) to hidden staging names next to
+``PATH`` and renamed into place together only when everything succeeded, so a
+failed export leaves nothing behind, and with ``force`` a failure keeps the old
+export and its summaries as they were. An existing output is refused unless
+``force``. Targets are plain functions registered in
+:data:`TARGETS` (``fn(model, path, **options) -> ExportResult``); the model is
+never modified.
+
+:func:`open_exported` returns a runner (``run(x) -> RunResult``) for an exported
+file, chosen by its suffix, for :mod:`spikeport.targets.verify`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from spikeport._io import atomic_write_text, check_overwrite
+from spikeport._registry import Registry
+from spikeport.errors import ConfigError, DataError, ExportError, SpikeportError
+
+__all__ = ["TARGETS", "ExportResult", "export_model", "deployability", "open_exported", "summary_paths",
+           "LAVA_LOWERING_MISSING"]
+
+TARGETS: Registry = Registry("export target")
+
+LAVA_LOWERING_MISSING = ("the lava target needs an IR -> LoihiNetwork lowering (spikeport.targets.lava.lower_graph), "
+                         "which this build does not provide; export to onnx or nir instead")
+
+
+@dataclass
+class ExportResult:
+    """One export: the target, the written file(s) and its summary (``check`` = the post-export Comparison)."""
+
+    target: str
+    path: Path
+    summary: dict[str, Any]
+    check: Any = None
+    files: list[Path] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for the CLI."""
+        s = self.summary
+        size = s.get("size_bytes", 0)
+        parts = [f"wrote {self.path} ({self.target}", f"{size / 1024:.1f} KiB"]
+        if s.get("timesteps"):
+            parts.append(f"T={s['timesteps']}")
+        line = ", ".join(parts) + ")"
+        if self.check is not None:
+            line += f"; check vs torch: {self.check.describe()}"
+        return line
+
+
+def summary_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(PATH.summary.json, PATH.summary.md)``."""
+    p = Path(path)
+    return p.with_name(p.name + ".summary.json"), p.with_name(p.name + ".summary.md")
+
+
+# ----------------------------------------------------------------------------- targets
+def _source(model: Any) -> str:
+    return str(getattr(model, "zoo_name", "") or type(model).__name__)
+
+
+@TARGETS.register(name="onnx")
+def _onnx(model: Any, path: Path, *, timesteps: int | None = None, input_shape: Sequence[int] | None = None,
+          **opts: Any) -> ExportResult:
+    from spikeport.targets.onnx import export_onnx
+
+    r = export_onnx(model, path, timesteps=timesteps, input_shape=input_shape, source=_source(model), **opts)
+    return ExportResult("onnx", r.path, {"kind": r.kind, "timesteps": r.meta["timesteps"], "onnx_nodes": r.nodes,
+                                         "size_bytes": r.size_bytes, "spike_outputs": len(r.meta["spikes"]),
+                                         "exporter": r.meta["exporter"]}, r.check)
+
+
+@TARGETS.register(name="onnx-stream")
+def _onnx_stream(model: Any, path: Path, *, timesteps: int | None = None, input_shape: Sequence[int] | None = None,
+                 **opts: Any) -> ExportResult:
+    from spikeport.targets.onnx import export_onnx_stream
+
+    r = export_onnx_stream(model, path, timesteps=timesteps, input_shape=input_shape, source=_source(model), **opts)
+    return ExportResult("onnx-stream", r.path, {"kind": r.kind, "timesteps": None, "onnx_nodes": r.nodes,
+                                                "size_bytes": r.size_bytes, "state_tensors": len(r.meta["states"]),
+                                                "spike_outputs": len(r.meta["spikes"]),
+                                                "exporter": r.meta["exporter"]}, r.check)
+
+
+@TARGETS.register(name="nir")
+def _nir(model: Any, path: Path, *, timesteps: int | None = None, input_shape: Sequence[int] | None = None,
+         **opts: Any) -> ExportResult:
+    from spikeport.targets.nir import export_nir
+
+    allowed = {"dt", "check", "batch", "seed", "scale", "atol", "tie_eps"}
+    r = export_nir(model, path, input_shape=input_shape, timesteps=timesteps,
+                   **{k: v for k, v in opts.items() if k in allowed})
+    return ExportResult("nir", r.path, {"nir_nodes": r.nodes, "nir_edges": r.edges, "size_bytes": r.size_bytes,
+                                        "timesteps": None}, r.check)
+
+
+def _lava_lowering() -> Callable[..., Any] | None:
+    """The Lava package's IR -> LoihiNetwork lowering, if this build has one."""
+    from spikeport._imports import optional_import
+
+    mod = optional_import("spikeport.targets.lava")
+    return getattr(mod, "lower_graph", None) if mod is not None else None
+
+
+@TARGETS.register(name="lava")
+def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: Sequence[int] | None = None,
+          **opts: Any) -> ExportResult:
+    from spikeport.targets.nir import to_graph
+
+    lowering = _lava_lowering()
+    if lowering is None:
+        raise ExportError(LAVA_LOWERING_MISSING)
+    from spikeport.targets.lava import write_netx
+
+    net = lowering(to_graph(model, input_shape))
+    write_netx(net, path)
+    return ExportResult("lava", Path(path), {"layers": len(net.layers), "size_bytes": Path(path).stat().st_size,
+                                             "timesteps": None}, None)
+
+
+# ----------------------------------------------------------------------------- deployability
+def deployability(graph: Any) -> dict[str, dict[str, Any]]:
+    """For each target: ``{"ok": bool, "blocking": [node descriptions], "note": str}`` for the IR ``graph``."""
+    from spikeport.converter.nir_io import to_nir
+    from spikeport.errors import UnsupportedNodeError
+
+    nodes = graph.nodes()
+    seq = [f"{n} ({node.op}{'' if getattr(node, 'causal', True) else ', non-causal'})"
+           for n, node in nodes.items() if node.sequence]
+    out: dict[str, dict[str, Any]] = {
+        "onnx": {"ok": True, "blocking": [], "note": "time loop unrolled over a fixed T"},
+        "onnx-stream": {"ok": not seq, "blocking": seq, "note": "one step per call, explicit neuron state"},
+    }
+    try:
+        to_nir(graph)
+        out["nir"] = {"ok": True, "blocking": [], "note": ""}
+    except UnsupportedNodeError as e:
+        out["nir"] = {"ok": False, "blocking": [str(e)], "note": "see spikeport.converter.nir_io"}
+    except SpikeportError as e:
+        out["nir"] = {"ok": False, "blocking": [str(e)], "note": ""}
+    lowering = _lava_lowering()
+    if lowering is None:
+        out["lava"] = {"ok": False, "blocking": [], "note": LAVA_LOWERING_MISSING}
+    else:
+        try:
+            lowering(graph)
+            out["lava"] = {"ok": True, "blocking": [], "note": ""}
+        except SpikeportError as e:
+            out["lava"] = {"ok": False, "blocking": [str(e)], "note": ""}
+    return out
+
+
+def _graph_stats(model: Any, input_shape: Sequence[int] | None) -> tuple[Any, dict[str, Any]]:
+    from spikeport.targets.nir import to_graph
+
+    try:
+        g = to_graph(model, input_shape)
+    except SpikeportError as e:
+        return None, {"traced": False, "trace_error": str(e)}
+    ops: dict[str, int] = {}
+    for node in g.nodes().values():
+        ops[node.op] = ops.get(node.op, 0) + 1
+    inp = g.input_nodes()[0]
+    return g, {"traced": True, "graph": g.name, "nodes": len(g), "ops": dict(sorted(ops.items())),
+               "input_shape": list(inp.shape),
+               "spiking_layers": sum(1 for n in g.nodes().values() if getattr(n, "family", "") == "neuron")}
+
+
+def _markdown(s: dict[str, Any]) -> str:
+    lines = [f"# Export summary: {s['model']} -> {s['target']}", "",
+             f"- file: `{s['file']}` ({s.get('size_bytes', 0) / 1024:.1f} KiB)"]
+    for key in ("kind", "timesteps", "exporter", "onnx_nodes", "state_tensors", "nir_nodes", "layers"):
+        if s.get(key) is not None:
+            lines.append(f"- {key.replace('_', ' ')}: {s[key]}")
+    g = s.get("graph", {})
+    if g.get("traced"):
+        lines.append(f"- IR: {g['nodes']} nodes, {g['spiking_layers']} spiking layers, input {g['input_shape']}")
+    chk = s.get("check")
+    lines += ["", "## Check against the torch reference", ""]
+    if chk is None:
+        lines.append("not run")
+    else:
+        lines += [f"verdict: {chk['description']}", "",
+                  "| layer | agreement | mismatches | ref rate | target rate |", "|---|---|---|---|---|"]
+        lines += [f"| {r['layer']} | {100 * r['agreement']:.4f}% | {r['mismatches']}/{r['total']} | "
+                  f"{r['ref_rate']:.4f} | {r['target_rate']:.4f} |" for r in chk["layers"]]
+    lines += ["", "## Deployability", "", "| target | ok | blocking / note |", "|---|---|---|"]
+    for tgt, d in s.get("deployability", {}).items():
+        why = "; ".join(d["blocking"]) or d.get("note", "")
+        lines.append(f"| {tgt} | {'yes' if d['ok'] else 'no'} | {why.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: int | None = None,
+                 input_shape: Sequence[int] | None = None, force: bool = False, summary: bool = True,
+                 source: str = "", **options: Any) -> ExportResult:
+    """Export ``model`` to ``target`` at ``out`` (plus summary files).
+
+    Args:
+        model: ``nn.Module``, ``SpikeGraph`` or ``LoweredModule`` (not modified).
+        target: a name in :data:`TARGETS`.
+        out: the output file.
+        timesteps: T (baked into ``onnx``; the check's T otherwise).
+        input_shape: per-step input shape (default: the model's).
+        force: overwrite existing outputs.
+        summary: also write ``out.summary.json`` / ``out.summary.md``.
+        source: model description for the summary (default: zoo name or class).
+        **options: passed to the target function (e.g. ``exporter``, ``spikes``, ``check``).
+
+    Raises:
+        ConfigError: unknown target, or outputs exist without ``force``.
+        ExportError / UnsupportedNodeError: the export failed (nothing is left behind).
+    """
+    fn = TARGETS.get(target)
+    dest = Path(out)
+    if dest.is_dir():
+        raise ConfigError(f"{dest}: is a directory; --out must be a file path")
+    outputs = [dest, *summary_paths(dest)] if summary else [dest]
+    for p in outputs:
+        check_overwrite(p, force)
+    token = secrets.token_hex(4)
+    staged = {p: p.with_name(f".{p.name}.{token}.staged{p.suffix}") for p in outputs}
+    try:
+        try:
+            result = fn(model, staged[dest], timesteps=timesteps, input_shape=input_shape, **options)
+        except SpikeportError as e:  # name the real output, not the staging file
+            raise type(e)(str(e).replace(str(staged[dest]), str(dest)).replace(staged[dest].name, dest.name)) from e
+        if summary:
+            g, stats = _graph_stats(model, input_shape)
+            doc: dict[str, Any] = {"model": source or _source(model), "target": target, "file": dest.name,
+                                   **result.summary, "graph": stats}
+            if result.check is not None:
+                doc["check"] = {**result.check.to_dict(), "description": result.check.describe()}
+            else:
+                doc["check"] = None
+            doc["deployability"] = deployability(g) if g is not None else {}
+            js, md = summary_paths(dest)
+            atomic_write_text(staged[js], json.dumps(doc, indent=1, default=str) + "\n")
+            atomic_write_text(staged[md], _markdown(doc))
+            result.summary = doc
+        for p in outputs:  # commit: every file exists complete under its staging name
+            os.replace(staged[p], p)
+        result.path, result.files = dest, list(outputs)
+        return result
+    finally:
+        for s in staged.values():
+            with contextlib.suppress(OSError):
+                s.unlink()
+
+
+# ----------------------------------------------------------------------------- reading exports back
+def open_exported(path: str | os.PathLike, *, device: str = "cpu") -> Any:
+    """A runner for an exported file, by suffix: ``.onnx`` (onnxruntime), ``.nir`` (imported to the IR).
+
+    Raises:
+        DataError: missing file or unsupported suffix.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such exported file")
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        from spikeport.targets.onnx import OnnxRunner
+
+        return OnnxRunner(p)
+    if suffix == ".nir":
+        from spikeport.targets.nir import NirRunner
+
+        return NirRunner(p, device=device)
+    if suffix in (".net", ".h5", ".hdf5"):
+        raise DataError(f"{p}: verifying Lava netx files needs the IR -> Loihi layer mapping, not in this build; "
+                        "use the lava package's run_reference/run_lava")
+    raise DataError(f"{p}: unknown export type '{p.suffix}'; expected .onnx or .nir")

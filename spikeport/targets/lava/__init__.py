@@ -1,0 +1,43 @@
+"""Lava / Loihi 2 target: fixed-point network, netx HDF5 I/O, exact reference, Lava runner.
+
+Flow: float layers -> :func:`quantize_network` -> :class:`LoihiNetwork` ->
+:func:`write_netx` (``.net`` file for ``lava.lib.dl.netx.hdf5.Network``) ->
+:func:`run_lava` (Lava ``fixed_pt`` simulation) == :func:`run_reference`
+(integer torch executor, CPU or CUDA).
+
+Importing this package does not import Lava; only :func:`run_lava` and
+:func:`enable_lava` do (lava-nc 0.10.0 needs a small import hook on Python 3.11,
+see :mod:`spikeport.targets.lava._compat`).
+"""
+
+from spikeport.targets.lava._compat import LAVA_INSTALL_HINT, enable_lava, lava_available
+from spikeport.targets.lava.netx import netx_datasets, read_netx, write_netx
+from spikeport.targets.lava.network import LoihiLayer, LoihiNetwork, netx_dense_weights
+from spikeport.targets.lava.quantize import (FloatLayer, FloatNeuron, quantize_decay, quantize_layer,
+                                             quantize_network, simulate_float, spike_agreement)
+from spikeport.targets.lava.reference import LoihiExecutor, ReferenceTrace, align_to_input, run_reference
+from spikeport.targets.lava.runner import run_lava
+
+__all__ = [
+    "LAVA_INSTALL_HINT",
+    "enable_lava",
+    "lava_available",
+    "LoihiLayer",
+    "LoihiNetwork",
+    "netx_dense_weights",
+    "netx_datasets",
+    "write_netx",
+    "read_netx",
+    "FloatNeuron",
+    "FloatLayer",
+    "quantize_decay",
+    "quantize_layer",
+    "quantize_network",
+    "simulate_float",
+    "spike_agreement",
+    "LoihiExecutor",
+    "ReferenceTrace",
+    "run_reference",
+    "align_to_input",
+    "run_lava",
+]

@@ -1,0 +1,366 @@
+r"""Compare a reference run with a target run: per-layer spike agreement, logit error, accuracy.
+
+Both sides run the same ``[T, B, ...]`` inputs; spikes are compared element by
+element for every layer both sides expose (by IR node name), logits by maximum
+absolute error, predictions (argmax of the mean over T) against each other and,
+on labelled data, against the labels.
+
+**Threshold ties.** Two float32 runtimes do not round identically (e.g. a
+convolution's accumulation order differs between oneDNN and onnxruntime's
+MLAS by a few ulp, about 1e-6 on typical currents), so a neuron whose membrane
+lands within that rounding of its threshold, :math:`|H - V_{th}| \approx 0`, can
+fire in one runtime and not the other; the flipped spike then propagates to
+later layers and timesteps. The comparison therefore classifies, per sample,
+the *primary* mismatches: those in the first layer (execution order) where the
+sample diverges, at each neuron's first diverging timestep. Their reference
+margin :math:`u = H - V_{th}` is recomputed (:meth:`TorchRunner.margins`); a
+primary mismatch with :math:`|u| \le` ``tie_eps`` is a *tie flip*, any other is
+*unexplained*. Verdicts:
+
+* ``exact``: all spikes identical and max logit error <= ``atol``;
+* ``ties``: every primary mismatch is a tie flip (later mismatches are their consequences);
+* ``mismatch``: anything else (the export is wrong).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Protocol, Sequence
+
+import torch
+
+from spikeport.errors import ConfigError, DataError
+from spikeport.targets.reference import RunResult
+
+__all__ = ["LayerAgreement", "Comparison", "Comparator", "Runner", "compare", "predictions", "verify_export",
+           "dataset_batches", "random_batches", "DEFAULT_ATOL", "DEFAULT_TIE_EPS"]
+
+DEFAULT_ATOL = 1e-5
+DEFAULT_TIE_EPS = 1e-4
+
+
+class Runner(Protocol):
+    """Anything that runs ``[T, B, ...]`` inputs: ``run(x) -> RunResult`` and a ``runtime`` name."""
+
+    runtime: str
+
+    def run(self, x: torch.Tensor) -> RunResult: ...  # pragma: no cover - protocol
+
+
+def predictions(logits: torch.Tensor) -> torch.Tensor:
+    """Class predictions ``[B]`` from per-step logits ``[T, B, K]`` (argmax of the mean over T)."""
+    return logits.float().mean(0).argmax(-1)
+
+
+@dataclass
+class LayerAgreement:
+    """Spike agreement of one layer, accumulated over batches."""
+
+    name: str
+    total: int = 0
+    mismatches: int = 0
+    ref_spikes: int = 0
+    target_spikes: int = 0
+    first_divergent: int = 0  # samples whose first mismatching layer is this one
+    tie_flips: int = 0
+    unexplained: int = 0
+
+    @property
+    def agreement(self) -> float:
+        return 1.0 - self.mismatches / self.total if self.total else 1.0
+
+    @property
+    def ref_rate(self) -> float:
+        return self.ref_spikes / self.total if self.total else 0.0
+
+    @property
+    def target_rate(self) -> float:
+        return self.target_spikes / self.total if self.total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.name, "agreement": self.agreement, "mismatches": self.mismatches, "total": self.total,
+                "ref_rate": self.ref_rate, "target_rate": self.target_rate, "first_divergent": self.first_divergent,
+                "tie_flips": self.tie_flips, "unexplained": self.unexplained}
+
+
+@dataclass
+class Comparison:
+    """Result of comparing a reference with a target (see module docstring for the verdict)."""
+
+    reference: str
+    target: str
+    layers: list[LayerAgreement]
+    samples: int = 0
+    max_logit_error: float = 0.0
+    atol: float = DEFAULT_ATOL
+    tie_eps: float = DEFAULT_TIE_EPS
+    pred_agree: int = 0
+    labelled: int = 0
+    ref_correct: int = 0
+    target_correct: int = 0
+    missing_layers: list[str] = field(default_factory=list)
+    tie_checked: bool = True
+
+    @property
+    def spike_mismatches(self) -> int:
+        return sum(layer.mismatches for layer in self.layers)
+
+    @property
+    def spikes_identical(self) -> bool:
+        return self.spike_mismatches == 0
+
+    @property
+    def verdict(self) -> str:
+        if self.spikes_identical:
+            return "exact" if self.max_logit_error <= self.atol else "mismatch"
+        if not self.tie_checked or any(layer.unexplained for layer in self.layers):
+            return "mismatch"
+        return "ties"
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict != "mismatch"
+
+    @property
+    def ref_accuracy(self) -> float | None:
+        return self.ref_correct / self.labelled if self.labelled else None
+
+    @property
+    def target_accuracy(self) -> float | None:
+        return self.target_correct / self.labelled if self.labelled else None
+
+    @property
+    def prediction_agreement(self) -> float:
+        return self.pred_agree / self.samples if self.samples else 1.0
+
+    @property
+    def first_divergent_layer(self) -> str | None:
+        return next((layer.name for layer in self.layers if layer.mismatches), None)
+
+    def describe(self) -> str:
+        """One line: verdict and the numbers behind it."""
+        s = (f"{self.verdict}: spikes {'identical' if self.spikes_identical else 'differ'} "
+             f"({self.spike_mismatches} of {sum(layer.total for layer in self.layers)} mismatch"
+             f"{'' if self.spikes_identical else ', first in ' + str(self.first_divergent_layer)}), "
+             f"max |logit error| {self.max_logit_error:.3g} (atol {self.atol:g})")
+        if not self.spikes_identical:
+            ties = sum(layer.tie_flips for layer in self.layers)
+            une = sum(layer.unexplained for layer in self.layers)
+            s += (f", primary mismatches: {ties} threshold tie(s) (|H - V_th| <= {self.tie_eps:g}), {une} unexplained"
+                  if self.tie_checked else ", threshold ties not checked")
+        return s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference, "target": self.target, "verdict": self.verdict, "samples": self.samples,
+            "spikes_identical": self.spikes_identical, "spike_mismatches": self.spike_mismatches,
+            "max_logit_error": self.max_logit_error, "atol": self.atol, "tie_eps": self.tie_eps,
+            "prediction_agreement": self.prediction_agreement, "labelled": self.labelled,
+            "ref_accuracy": self.ref_accuracy, "target_accuracy": self.target_accuracy,
+            "missing_layers": list(self.missing_layers), "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+    def format(self) -> str:
+        """Human-readable table plus summary lines (returned; callers print)."""
+        rows = [{"layer": layer.name, "agreement": f"{100 * layer.agreement:.4f}%",
+                 "mismatches": f"{layer.mismatches}/{layer.total}", "ref rate": f"{layer.ref_rate:.4f}",
+                 "target rate": f"{layer.target_rate:.4f}"} for layer in self.layers]
+        lines = [f"reference: {self.reference}   target: {self.target}   samples: {self.samples}"]
+        lines.append(_table(rows) if rows else "(no spike layers in common)")
+        if self.missing_layers:
+            lines.append(f"not exposed by the target: {', '.join(self.missing_layers)}")
+        lines.append(f"output: max |logit error| {self.max_logit_error:.3g} (atol {self.atol:g}); predictions agree "
+                     f"{self.pred_agree}/{self.samples}")
+        if self.labelled:
+            lines.append(f"accuracy: reference {self.ref_accuracy:.4f}, target {self.target_accuracy:.4f} "
+                         f"({self.labelled} labelled samples)")
+        lines.append(f"verdict: {self.describe()}")
+        return "\n".join(lines)
+
+
+def _table(rows: list[dict[str, str]]) -> str:
+    cols = list(rows[0])
+    widths = [max(len(c), *(len(r[c]) for r in rows)) for c in cols]
+    out = ["  ".join(c.ljust(w) for c, w in zip(cols, widths)), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(r[c].ljust(w) for c, w in zip(cols, widths)) for r in rows]
+    return "\n".join(out)
+
+
+class Comparator:
+    """Accumulate a :class:`Comparison` batch by batch.
+
+    Args:
+        layers: reference spike-layer names in execution order.
+        reference, target: runtime names for the report.
+        margins: ``fn(x, layer) -> u`` giving the reference's ``H - V_th`` (None: no tie analysis).
+        atol, tie_eps: see module docstring.
+    """
+
+    def __init__(self, layers: list[str], reference: str, target: str, *, margins: Any = None,
+                 atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS) -> None:
+        for name, v in (("atol", atol), ("tie_eps", tie_eps)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {v!r}")
+        self.result = Comparison(reference, target, [LayerAgreement(n) for n in layers], atol=atol, tie_eps=tie_eps,
+                                 tie_checked=margins is not None)
+        self._margins = margins
+        self._missing: set[str] = set()
+
+    def update(self, x: torch.Tensor, ref: RunResult, tgt: RunResult, labels: torch.Tensor | None = None) -> None:
+        """Add one batch (``x`` is needed only to recompute margins when spikes differ)."""
+        r = self.result
+        if ref.logits.shape != tgt.logits.shape:
+            raise DataError(f"logits shape differs: reference {list(ref.logits.shape)}, target "
+                            f"{list(tgt.logits.shape)}")
+        b = ref.logits.shape[1]
+        err = (ref.logits.float() - tgt.logits.float()).abs().max().item() if ref.logits.numel() else 0.0
+        r.max_logit_error = max(r.max_logit_error, err if math.isfinite(err) else math.inf)
+        p_ref, p_tgt = predictions(ref.logits), predictions(tgt.logits)
+        r.pred_agree += int((p_ref == p_tgt).sum())
+        r.samples += b
+        if labels is not None:
+            y = labels.to(p_ref.device).long()
+            r.labelled += b
+            r.ref_correct += int((p_ref == y).sum())
+            r.target_correct += int((p_tgt == y).sum())
+        first = torch.full((b,), -1, dtype=torch.long)
+        mism_of: dict[int, torch.Tensor] = {}
+        for i, layer in enumerate(r.layers):
+            a = ref.spikes.get(layer.name)
+            t = tgt.spikes.get(layer.name)
+            if a is None or t is None:
+                self._missing.add(layer.name)
+                continue
+            a, t = a.bool(), t.bool()
+            if a.shape != t.shape:
+                raise DataError(f"layer '{layer.name}': spike shape differs: reference {list(a.shape)}, target "
+                                f"{list(t.shape)}")
+            m = a != t
+            layer.total += m.numel()
+            layer.mismatches += int(m.sum())
+            layer.ref_spikes += int(a.sum())
+            layer.target_spikes += int(t.sum())
+            if m.any():
+                per_sample = m.transpose(0, 1).reshape(b, -1).any(1)
+                new = per_sample & (first < 0)
+                if new.any():
+                    first[new] = i
+                    mism_of[i] = m
+        r.missing_layers = [layer.name for layer in r.layers if layer.name in self._missing]
+        for i, m in mism_of.items():
+            layer = r.layers[i]
+            samples = first == i
+            layer.first_divergent += int(samples.sum())
+            primary = m & (m.cumsum(0) == 1)  # each neuron's first diverging step
+            primary &= samples.view(1, b, *([1] * (m.dim() - 2)))
+            if self._margins is None:
+                layer.unexplained += int(primary.sum())
+                continue
+            u = self._margins(x, layer.name)
+            near = u.abs() <= r.tie_eps
+            layer.tie_flips += int((primary & near).sum())
+            layer.unexplained += int((primary & ~near).sum())
+
+
+def compare(reference: Any, target: Runner, batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]], *,
+            atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS) -> Comparison:
+    """Run ``reference`` (a :class:`~spikeport.targets.reference.TorchRunner`) and ``target`` on every batch.
+
+    Args:
+        reference: the torch reference (its ``margins`` give the tie analysis).
+        target: any :class:`Runner`.
+        batches: ``(x[T, B, ...], labels[B] or None)`` pairs.
+    """
+    comp = Comparator(list(reference.layers), reference.runtime, target.runtime,
+                      margins=getattr(reference, "margins", None), atol=atol, tie_eps=tie_eps)
+    for x, y in batches:
+        comp.update(x, reference.run(x), target.run(x), y)
+    return comp.result
+
+
+# ----------------------------------------------------------------------------- inputs and the verify driver
+Batch = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+def dataset_batches(split: Any, *, timesteps: int, encoder: str = "direct", samples: int | None = None,
+                    batch_size: int = 64, seed: int = 0) -> Iterator[Batch]:
+    """``(x[T, B, ...], labels[B])`` from a :class:`~spikeport.data.DatasetSplit` (first ``samples`` items).
+
+    Static samples are encoded with ``encoder`` (seeded); temporal ones (``[T, ...]``) are used as they are.
+    """
+    from torch.utils.data import DataLoader, Subset
+
+    from spikeport.models.encoders import encode
+
+    ds = split.dataset
+    if samples is not None:
+        ds = Subset(ds, range(min(samples, len(ds))))
+    g = torch.Generator().manual_seed(seed)
+    for x, y in DataLoader(ds, batch_size=batch_size, shuffle=False):
+        x = x.float()
+        seq = x.transpose(0, 1).contiguous() if split.temporal else encode(x, timesteps, encoder, generator=g)
+        yield seq, torch.as_tensor(y)
+
+
+def random_batches(input_shape: Sequence[int], *, timesteps: int, samples: int, batch_size: int = 64,
+                   seed: int = 0, scale: float = 1.0) -> Iterator[Batch]:
+    """Unlabelled ``rand(T, B, ...) * scale`` batches totalling ``samples`` (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    done = 0
+    while done < samples:
+        b = min(batch_size, samples - done)
+        yield torch.rand(timesteps, b, *input_shape, generator=g) * scale, None
+        done += b
+
+
+def verify_export(model: Any, exported: Any, batches: Iterable[Batch], *, device: str = "cpu",
+                  input_shape: Sequence[int] | None = None, atol: float = DEFAULT_ATOL,
+                  tie_eps: float = DEFAULT_TIE_EPS, compare_cpu: bool | None = None) -> list[Comparison]:
+    """Compare the torch reference of ``model`` (on ``device``) with an exported file on the same inputs.
+
+    Args:
+        model: the source model (``nn.Module``, ``SpikeGraph`` or ``LoweredModule``; not modified).
+        exported: a path (opened with :func:`spikeport.targets.export.open_exported`) or a :class:`Runner`.
+        batches: ``(x, labels or None)`` pairs, e.g. :func:`dataset_batches`.
+        device: ``cpu`` or ``cuda``; on CUDA the CUDA reference is also compared with the CPU one.
+        compare_cpu: force (True) or skip (False) that second comparison (default: on CUDA only).
+
+    Returns:
+        ``[reference vs target]``, plus ``[torch-cpu vs torch-<device>]`` when ``device`` is CUDA.
+
+    Raises:
+        ConfigError: CUDA requested but absent.
+    """
+    from spikeport.targets.export import open_exported
+    from spikeport.targets.reference import TorchRunner, resolve_device
+
+    dev = resolve_device(device)
+    target = open_exported(exported, device="cpu") if not hasattr(exported, "run") else exported
+    ref = TorchRunner(model, device=dev, input_shape=input_shape)
+    shown = getattr(target, "path", exported)
+    t_shape = getattr(target, "input_shape", None)
+    if t_shape is not None and ref.input_shape is not None and tuple(t_shape) != tuple(ref.input_shape):
+        raise DataError(f"{shown}: takes inputs {list(t_shape)} but the model takes {list(ref.input_shape)}; "
+                        "verify an export against the model it was exported from")
+    t_layers = getattr(target, "layers", None)
+    if t_layers and not set(t_layers) & set(ref.layers):
+        raise DataError(f"{shown}: no spike layer in common with the model (export: {', '.join(t_layers)}; model: "
+                        f"{', '.join(ref.layers)}); verify an export against the model it was exported from")
+    main = Comparator(list(ref.layers), ref.runtime, target.runtime, margins=ref.margins, atol=atol, tie_eps=tie_eps)
+    cross = None
+    if compare_cpu if compare_cpu is not None else dev.type == "cuda":
+        cpu = TorchRunner(model, device="cpu", input_shape=input_shape)
+        cross = (cpu, Comparator(list(cpu.layers), cpu.runtime, ref.runtime, margins=cpu.margins, atol=atol,
+                                 tie_eps=tie_eps))
+    try:
+        for x, y in batches:
+            r = ref.run(x)
+            main.update(x, r, target.run(x), y)
+            if cross is not None:
+                cross[1].update(x, cross[0].run(x), r, y)
+    except DataError as e:
+        if str(shown) in str(e):
+            raise
+        raise DataError(f"{shown}: does not match the model: {e}") from e
+    return [main.result] + ([cross[1].result] if cross is not None else [])
