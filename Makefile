@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.spikeport-installed
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench results-digits clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/neuron_speed.py
 	$(PY) benchmarks/energy_overhead.py
 	$(PY) benchmarks/onnx_latency.py
+	$(PY) benchmarks/train_step.py
+
+# Seed-method accuracy table on digits (3 seeds per row); rewrites docs/results-digits.md.
+results-digits: $(STAMP)
+	$(PY) benchmarks/seed_methods_digits.py --out docs/results-digits.md
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -91,7 +91,11 @@ def _plain(obj: Any, where: str) -> Any:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, info: CheckpointInfo) -> Path:
-    """Write ``model``'s weights and ``info`` to ``path`` atomically."""
+    """Write ``model``'s weights and ``info`` to ``path`` atomically.
+
+    The bytes depend only on the payload: saving the same weights and info twice
+    (to any path) gives identical files.
+    """
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -104,8 +108,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, info: CheckpointInfo) ->
         "dataset": info.dataset,
         "metrics": {k: float(v) for k, v in info.metrics.items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        # a file object, not a path: torch names the archive's root folder after a path's stem (here the random
+        # temp name), while a file object gives the fixed root 'archive' -> equal payloads, equal bytes
+        torch.save(payload, fh)
     return Path(path)
 
 

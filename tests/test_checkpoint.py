@@ -100,11 +100,26 @@ def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
     m = create_model("spiking_cnn_digits", channels=(4, 8))
 
     def boom(obj, f, *a, **k):
-        with open(f, "wb") as fh:
-            fh.write(b"partial")
+        if hasattr(f, "write"):  # save_checkpoint passes a file object (see test_save_is_byte_identical)
+            f.write(b"partial")
+        else:
+            with open(f, "wb") as fh:
+                fh.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(OSError):
         save_checkpoint(tmp_path / "m.pt", m, _info())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_is_byte_identical(tmp_path):
+    """Same payload, different paths -> same bytes; the archive root is 'archive', not the temp name."""
+    m = create_model("spiking_cnn_digits", channels=(4, 8))
+    a = save_checkpoint(tmp_path / "a.pt", m, _info())
+    b = save_checkpoint(tmp_path / "sub" / "other_name.pt", m, _info())
+    assert a.read_bytes() == b.read_bytes()
+    with zipfile.ZipFile(a) as zf:
+        assert {n.split("/")[0] for n in zf.namelist()} == {"archive"}
+    c = save_checkpoint(tmp_path / "c.pt", m, _info(metrics={"test_acc": 0.75}))
+    assert c.read_bytes() != a.read_bytes()

@@ -7,8 +7,12 @@ from typing import Any
 
 from spikeport.errors import ConfigError
 
+#: Seed for the fresh random weights of a zoo name, so inspect, export and verify see the same model.
+ZOO_SEED = 0
+
 __all__ = [
-    "parse_shape", "parse_kv", "parse_device", "add_model_args", "add_device_arg", "add_out_args", "print_table",
+    "ZOO_SEED", "parse_shape", "parse_kv", "parse_device", "add_model_args", "add_device_arg", "add_out_args",
+    "print_table",
 ]
 
 

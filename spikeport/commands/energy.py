@@ -64,34 +64,13 @@ def _precheck_out(out) -> None:
         raise ConfigError(f"{out}: output directory is not writable; choose a writable --out")
 
 
-def _graph_or_model(model, in_shape, no_trace: bool):
-    """The lowered IR executor of ``model`` (rules keyed by IR node type), or ``model`` itself.
-
-    Falls back to the torch modules (with a warning) when the model cannot be traced.
-    """
-    import logging
-
-    from spikeport.errors import SpikeportError
-
-    if any(hasattr(m, "ir_node") for m in model.modules()):
-        return model, "IR graph (imported)"
-    if no_trace:
-        return model, "torch modules (--no-trace)"
-    try:
-        from spikeport.converter import lower, trace
-
-        return lower(trace(model, in_shape)), "IR graph (traced)"
-    except SpikeportError as e:
-        logging.getLogger(__name__).warning("tracing failed, recording the torch modules instead: %s", e)
-        return model, f"torch modules (tracing failed: {e})"
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from spikeport._io import check_overwrite
+    from spikeport._memory import check_data_memory
     from spikeport.data import get_dataset
-    from spikeport.energy import analyze, get_hardware, load_npy_input, write_report
+    from spikeport.energy import analyze, get_hardware, load_npy_input, recording_target, write_report
     from spikeport.energy.report import REPORT_FILES
     from spikeport.errors import ConfigError, DataError
     from spikeport.models.loading import load_model
@@ -113,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     t, t_origin = _timesteps(args, loaded)
     meta = {"model": args.model, "model_kind": loaded.kind}
     if args.input:
-        arr = load_npy_input(args.input)
+        arr = load_npy_input(args.input, temporal=bool(args.temporal))
         temporal = bool(args.temporal)
         if in_shape is not None:
             per = arr.shape[2:] if temporal else arr.shape[1:]
@@ -134,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
         data, temporal, meta["data"] = split, split.temporal, f"{name} (test split)"
     if in_shape is None:
         in_shape = tuple(data.shape[2:] if temporal else data.shape[1:]) if args.input else tuple(split.input_shape)
-    model, meta["recorded_on"] = _graph_or_model(loaded.model, in_shape, args.no_trace)
+    check_data_memory(loaded.model, data, timesteps=t, batch_size=args.batch_size, temporal=temporal,
+                      samples=args.samples, input_shape=in_shape, mode="energy", what=str(args.model),
+                      device=args.device)
+    model, meta["recorded_on"] = recording_target(loaded.model, in_shape, no_trace=args.no_trace)
     enc = args.encoder or (loaded.encoder if loaded.encoder not in ("none", "") else "direct")
     meta["timesteps_from"] = "data" if temporal else t_origin
     report = analyze(model, data, timesteps=t, hardware=hw, encoder=enc, temporal=temporal,

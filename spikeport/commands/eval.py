@@ -20,6 +20,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate; refuses up front a T x batch whose activations cannot fit in memory."""
+    from spikeport._memory import check_data_memory
     from spikeport.checkpoint import load_checkpoint
     from spikeport.data import get_dataset
     from spikeport.errors import ConfigError, DataError
@@ -38,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
                         f"gives {tuple(split.input_shape)}")
     t = check_timesteps(args.timesteps if args.timesteps is not None else info.timesteps)
     enc = "direct" if info.encoder == "none" else info.encoder
+    check_data_memory(model, split, timesteps=t, batch_size=args.batch_size, temporal=split.temporal,
+                      input_shape=tuple(info.input_shape), what=str(args.checkpoint), device=args.device)
     m = evaluate(model, split, timesteps=t, encoder=enc, device=args.device, batch_size=args.batch_size)
     print(json.dumps({"checkpoint": args.checkpoint, "dataset": name, "timesteps": t, "accuracy": round(m["acc"], 6),
                       "loss": round(m["loss"], 6), "samples": int(m["n"])}))

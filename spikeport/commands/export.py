@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spikeport.commands._common import add_model_args, add_out_args, parse_kv
+from spikeport.commands._common import ZOO_SEED, add_model_args, add_out_args, parse_kv
 
 __all__ = ["add_parser", "run", "TARGET_NAMES", "DEFAULT_TIMESTEPS"]
 
 TARGET_NAMES = ("onnx", "onnx-stream", "lava", "nir")
 DEFAULT_TIMESTEPS = 4
-ZOO_SEED = 0
 
 
 def add_parser(sub: Any) -> None:

@@ -104,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
                           "kl, hta_kl, tser")
     if is_kd and not o["teacher"]:
         raise ConfigError(f"loss '{loss}' needs --teacher CKPT (train one with --ann)")
+    from spikeport._memory import check_train_memory  # refuse a T x batch that cannot fit, before any data loads
+    check_train_memory(o["model"], o["model_options"], timesteps=o["timesteps"], batch_size=o["batch_size"],
+                       ann=bool(o["ann"]), device=o["device"])
     with distributed_session(o["device"]) as dist_info:
         device = dist_info.device if dist_info is not None else o["device"]
         cfg = TrainConfig(epochs=o["epochs"], timesteps=o["timesteps"], batch_size=o["batch_size"], lr=o["lr"],

@@ -5,24 +5,24 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spikeport.commands._common import add_device_arg, add_model_args, parse_kv
+from spikeport.commands._common import ZOO_SEED, add_device_arg, add_model_args, parse_kv
 
 __all__ = ["add_parser", "run", "DEFAULT_SAMPLES"]
 
 DEFAULT_SAMPLES = 256
-ZOO_SEED = 0
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "verify", help="compare an exported model with the torch reference",
         description="Run MODEL (torch reference, on --device) and EXPORTED (.onnx in onnxruntime, .nir imported "
-                    "back) on the same inputs and print per-layer spike agreement, the max logit error and, on "
+                    "back, .net in spikeport's Loihi-exact fixed-point reference, with --lava also in Lava) on the "
+                    "same inputs and print per-layer spike agreement, the max logit error and, on "
                     "labelled data, the accuracy of each. Spike mismatches are classified as threshold ties "
                     "(float rounding at |H - V_th| <= --tie-eps) or unexplained. With --device cuda the CUDA "
                     "reference is also compared with the CPU one. Exit status 1 when they disagree.")
     add_model_args(p)
-    p.add_argument("exported", metavar="EXPORTED", help="exported file (.onnx or .nir)")
+    p.add_argument("exported", metavar="EXPORTED", help="exported file (.onnx, .nir or .net)")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
                    help=f"number of samples (default {DEFAULT_SAMPLES})")
     p.add_argument("--dataset", help="labelled test split to use (default: the checkpoint's; else random inputs)")
@@ -33,6 +33,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs / encoder (default 0)")
     p.add_argument("--atol", type=float, default=1e-5, help="max logit error for an exact match (default 1e-5)")
     p.add_argument("--tie-eps", type=float, default=1e-4, help="threshold-tie margin |H - V_th| (default 1e-4)")
+    p.add_argument("--min-agreement", type=float, default=0.95,
+                   help="Lava .net exports are fixed-point: pass when at least this share of predictions match the "
+                        "float reference (default 0.95)")
+    p.add_argument("--lava", action="store_true",
+                   help="for a .net export, also run it in Lava's Loihi2SimCfg(fixed_pt) simulator and check it "
+                        "against spikeport's Loihi-exact reference (slow: about 0.25 s per sample)")
     p.add_argument("--json", metavar="OUT.json", help="also write the comparison as JSON")
     p.add_argument("--force", action="store_true", help="overwrite --json if it exists")
     add_device_arg(p)
@@ -71,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_overwrite(args.json, args.force)
     resolve_device(args.device)
-    target = open_exported(args.exported)
+    if not 0.0 <= args.min_agreement <= 1.0:
+        raise ConfigError(f"--min-agreement must be in [0, 1], got {args.min_agreement}")
+    target = open_exported(args.exported, lava_backend="both" if args.lava else "reference")
     torch.manual_seed(ZOO_SEED)  # a zoo name gets the same fresh weights in export and verify
     loaded = load_model(args.model, weights=args.weights, device="cpu", **parse_kv(args.model_arg))
     shape = tuple(args.input_shape) if args.input_shape else (loaded.input_shape
@@ -93,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         batches = random_batches(shape, timesteps=t, samples=args.samples, batch_size=args.batch_size, seed=args.seed)
         inputs = f"{args.samples} random inputs U[0,1) (no labels: pass --dataset for accuracy), T={t}"
     comps = verify_export(loaded.model, target, batches, device=args.device, input_shape=shape, atol=args.atol,
-                          tie_eps=args.tie_eps)
+                          tie_eps=args.tie_eps, min_pred_agreement=args.min_agreement)
     print(f"inputs: {inputs}")
     for c in comps:
         print()

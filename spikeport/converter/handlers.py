@@ -173,7 +173,7 @@ builtin(*_BYPASS, bypass=True)(lambda m, n: None)  # identities at inference
 
 # ---------------------------------------------------------------- neurons
 def _neuron_common(m: N.SpikingNeuron, name: str, cls: type) -> dict[str, Any]:
-    _require_method(m, name, "step", (cls,))
+    _require_method(m, name, "step", cls.__mro__)  # cls or the spikeport base it inherits step() from
     return {"v_threshold": float(m.v_threshold), "v_reset": None if m.v_reset is None else float(m.v_reset)}
 
 

@@ -50,6 +50,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from spikeport._hdf5_guard import check_hdf5_readable
 from spikeport._io import atomic_path
 from spikeport.converter import ir
 from spikeport.converter.graph import SpikeGraph
@@ -313,9 +314,25 @@ def _conv_padding(node: Any, n: int) -> tuple[int, ...]:
     return _ints(p, n)
 
 
+def _check_finite(name: str, node: Any) -> None:
+    """Refuse NaN/Inf in any numeric parameter of a NIR node (weights, bias, tau, thresholds, ...)."""
+    for key, value in vars(node).items():
+        if key in ("metadata", "input_type", "output_type") or isinstance(value, (str, bytes, dict)):
+            continue
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError):
+            continue
+        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            raise GraphError(f"NIR node '{name}' ({type(node).__name__}): '{key}' has {bad} NaN/Inf value(s) "
+                             f"of {arr.size}; re-export the model with finite parameters")
+
+
 def _import_node(name: str, node: Any, dt: float, n_inputs: int, outputs_seen: int) -> list[ir.IRNode]:
     """IR node(s) for one NIR node; a leading Scale node is named ``<name>.gain``."""
     t = type(node).__name__
+    _check_finite(name, node)
     if t == "Input":
         return [ir.Input(name, shape=tuple(int(d) for d in np.asarray(node.input_type["input"]).ravel()),
                          index=n_inputs)]
@@ -531,15 +548,28 @@ def _scan_types(path: Path) -> None:
                          f"(supported: {', '.join(IMPORTABLE_TYPES)})")
 
 
+def _read_nir_graph(p: Path) -> Any:
+    """Every HDF5 access of :func:`read_nir`: the node-type scan and ``nir.read``."""
+    _scan_types(p)
+    try:
+        return _nir().read(p, type_check=False)
+    except Exception as e:  # nir raises assorted errors (KeyError, AssertionError, ValueError) on malformed files
+        raise GraphError(f"{p}: cannot read NIR graph ({type(e).__name__}: {e})") from None
+
+
 def read_nir(path: str | os.PathLike, dt: float = DEFAULT_DT) -> SpikeGraph:
     """Read a ``.nir`` file (written by any framework) into a validated :class:`SpikeGraph`.
 
+    The file is first probed in a forked child (:func:`spikeport._hdf5_guard.check_hdf5_readable`)
+    because libhdf5 can segfault on corrupt files.
+
     Raises:
-        GraphError: missing file, not HDF5/NIR, unknown node types (named) or an invalid graph.
+        GraphError: missing file, not HDF5/NIR, a file that crashes libhdf5, unknown node types
+            (named), NaN/Inf parameters (node and field named) or an invalid graph.
     """
     import h5py
 
-    nir = _nir()
+    _nir()  # import before forking the probe
     p = Path(path)
     if not p.is_file():
         raise GraphError(f"{p}: no such NIR file")
@@ -549,11 +579,8 @@ def read_nir(path: str | os.PathLike, dt: float = DEFAULT_DT) -> SpikeGraph:
         raise GraphError(f"{p}: cannot read NIR file ({e})") from None
     if not is_hdf5:
         raise GraphError(f"{p}: not a NIR file (not HDF5); expected a file written by nir.write")
-    _scan_types(p)
-    try:
-        ng = nir.read(p, type_check=False)
-    except Exception as e:  # nir raises assorted errors (KeyError, AssertionError, ValueError) on malformed files
-        raise GraphError(f"{p}: cannot read NIR graph ({type(e).__name__}: {e})") from None
+    check_hdf5_readable(p, "NIR", _read_nir_graph, error=GraphError)  # libhdf5 can segfault on a corrupt file
+    ng = _read_nir_graph(p)
     try:
         return from_nir(ng, dt, name=p.stem)
     except GraphError as e:

@@ -19,8 +19,11 @@ random crop 32 with padding 4 plus horizontal flip (see
 
 from __future__ import annotations
 
+import io
 import logging
 import pickle
+import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -74,33 +77,80 @@ def _latin1_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") ->
     return obj.encode("latin-1")
 
 
+# the dtypes a CIFAR batch can hold ('b' is the placeholder numpy passes to _reconstruct), nothing else
+_PLAIN_DTYPE = re.compile(r"[<>|=]?(b1|[iu][1248]|f[248])|b")
+
+
+def _plain_dtype(spec: Any) -> np.dtype:
+    """``numpy.dtype(spec)`` for a plain numeric dtype string only (no object, struct or void dtypes)."""
+    if isinstance(spec, bytes):
+        spec = spec.decode("latin-1")
+    if not isinstance(spec, str) or not _PLAIN_DTYPE.fullmatch(spec):
+        raise _ForbiddenGlobal(f"forbidden dtype {spec!r} (only plain numeric dtypes are allowed)")
+    return np.dtype(spec)
+
+
+def _safe_dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
+    """Stand-in for ``numpy.dtype``: plain numeric dtypes only, always a fresh copy (BUILD then sets its state)."""
+    return np.dtype(_plain_dtype(spec), copy=True)
+
+
 def _numpy_allow_list() -> dict[tuple[str, str], Callable[..., Any]]:
     """The numpy callables a pickled ``ndarray`` needs, under their numpy 1.x and 2.x module names."""
     try:
         from numpy._core import multiarray, numeric  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core import multiarray, numeric  # type: ignore[no-redef]
+
+    def reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        # numpy writes _reconstruct(ndarray, (0,), b'b'); the real contents come with BUILD
+        if subtype is not np.ndarray or tuple(shape) != (0,):
+            raise _ForbiddenGlobal(f"forbidden call _reconstruct({subtype!r}, {shape!r})")
+        return multiarray._reconstruct(np.ndarray, (0,), _plain_dtype(dtype))
+
+    def frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+        if not isinstance(dtype, np.dtype) or not _PLAIN_DTYPE.fullmatch(dtype.str):
+            raise _ForbiddenGlobal(f"forbidden dtype {dtype!r} in _frombuffer")
+        return numeric._frombuffer(buf, dtype, shape, order)
+
     allowed: dict[tuple[str, str], Callable[..., Any]] = {
         ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
+        ("numpy", "dtype"): _safe_dtype,
         ("_codecs", "encode"): _latin1_encode,  # how protocol-2 pickles written by Python 3 store bytes
     }
     for mod in ("numpy.core", "numpy._core"):
-        allowed[(f"{mod}.multiarray", "_reconstruct")] = multiarray._reconstruct  # protocols 0-4
-        allowed[(f"{mod}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol 5
+        allowed[(f"{mod}.multiarray", "_reconstruct")] = reconstruct  # protocols 0-4
+        allowed[(f"{mod}.numeric", "_frombuffer")] = frombuffer  # protocol 5
     return allowed
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+def _check_dtype_state(dtype: np.dtype, state: Any) -> None:
+    """Allow ``BUILD`` on a dtype only with the state numpy itself writes for it (byte order may differ)."""
+    canon = dtype.__reduce__()[2]
+    ok = (isinstance(state, tuple) and len(state) == len(canon) and state[0] == canon[0]
+          and state[2:] == canon[2:] and state[1] in (("|",) if dtype.itemsize == 1 else ("<", ">", "=")))
+    if not ok:
+        raise _ForbiddenGlobal(f"forbidden dtype state {state!r} for {dtype} (expected {canon!r})")
+
+
+class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     """An unpickler that can rebuild dicts, lists, str/bytes, numbers and numpy arrays, and nothing else.
 
-    ``find_class`` returns only callables from an explicit allow-list (numpy's
-    ``_reconstruct``/``_frombuffer``, ``ndarray``, ``dtype`` and a latin-1-only
-    ``_codecs.encode``); any other global raises :class:`pickle.UnpicklingError`
-    before it is imported, so a crafted file cannot run code.
+    ``find_class`` returns only callables from an explicit allow-list (checked
+    stand-ins for numpy's ``_reconstruct``/``_frombuffer`` and ``dtype``,
+    ``ndarray`` and a latin-1-only ``_codecs.encode``); any other global raises
+    :class:`pickle.UnpicklingError` before it is imported, so a crafted file
+    cannot run code. Dtypes are plain numeric ones only, and ``BUILD`` on a dtype
+    must carry the state numpy writes (attacker-chosen dtype flags make numpy
+    raise ``SystemError`` or build arrays that claim to hold object references).
+
+    It is based on the pure-Python ``pickle._Unpickler``, whose memo is a dict:
+    the C unpickler's flat memo array lets a 13-byte pickle (``LONG_BINPUT
+    2**26``) allocate about 1 GiB.
     """
 
     _allowed: dict[tuple[str, str], Callable[..., Any]] | None = None
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
     def find_class(self, module: str, name: str) -> Any:
         allowed = type(self)._allowed
@@ -111,28 +161,43 @@ class RestrictedUnpickler(pickle.Unpickler):
         except KeyError:
             raise _ForbiddenGlobal(f"forbidden global {module}.{name}") from None
 
+    def load_build(self) -> None:
+        state = self.stack[-1]
+        inst = self.stack[-2]
+        if isinstance(inst, np.dtype):
+            _check_dtype_state(inst, state)
+        elif not isinstance(inst, np.ndarray):
+            raise _ForbiddenGlobal(f"forbidden BUILD on {type(inst).__name__}")
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
+
 
 def safe_unpickle(path: str | Path) -> Any:
     """Load a pickle file with :class:`RestrictedUnpickler` (Python-2 strings decoded as latin-1).
 
     Raises:
-        DataError: the file is missing, truncated, not a pickle, or references a forbidden global.
+        DataError: the file is missing, truncated, not a pickle, references a forbidden global or
+            dtype, or is otherwise corrupt.
     """
     p = Path(path)
     try:
-        with p.open("rb") as f:
-            return RestrictedUnpickler(f, encoding="latin1").load()
+        raw = p.read_bytes()  # a BytesIO never pre-allocates the length a corrupt opcode claims
     except FileNotFoundError as e:
         raise DataError(f"{p} not found") from e
     except IsADirectoryError as e:
         raise DataError(f"{p} is a directory, expected a pickle file") from e
+    except OSError as e:
+        raise DataError(f"{p}: cannot read ({e})") from e
+    try:
+        return RestrictedUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except _ForbiddenGlobal as e:
         raise DataError(f"{p}: refusing to unpickle: {e} (only numpy arrays, lists, dicts, str and numbers are "
                         "allowed); replace it with the official file") from e
     except pickle.UnpicklingError as e:
         raise DataError(f"{p}: corrupt pickle ({e}); re-extract the original archive") from e
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, UnicodeDecodeError,
-            OverflowError, MemoryError, RecursionError) as e:
+            OverflowError, MemoryError, RecursionError, SystemError, RuntimeError, struct.error) as e:
         raise DataError(f"{p}: truncated or corrupt pickle ({type(e).__name__}: {e}); "
                         "re-extract the original archive") from e
 

@@ -16,7 +16,7 @@ keyed by IR node type (and torch module type), extensible through ``rules=``
 (see :mod:`spikeport.energy.rules`).
 """
 
-from spikeport.energy.analyze import analyze, load_npy_input, record_model
+from spikeport.energy.analyze import analyze, load_npy_input, record_model, recording_target
 from spikeport.energy.compare import compare_reports, load_report_dir
 from spikeport.energy.counting import OpCounts, count_ops, neurobench_ops
 from spikeport.energy.hardware import EnergyModel, get_hardware, list_hardware, load_hardware_toml
@@ -26,6 +26,7 @@ from spikeport.energy.rules import OpRule, default_rules, resolve_rule, value_cl
 
 __all__ = [
     "record_spikes", "Recording", "estimate", "EnergyReport", "write_report", "analyze", "record_model",
+    "recording_target",
     "load_npy_input", "count_ops", "neurobench_ops", "OpCounts", "OpRule", "default_rules", "resolve_rule",
     "value_class", "EnergyModel", "get_hardware", "list_hardware", "load_hardware_toml", "compare_reports",
     "load_report_dir",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -15,14 +16,18 @@ from spikeport.energy.report import EnergyReport, estimate
 from spikeport.energy.rules import OpRule
 from spikeport.errors import ConfigError, DataError
 
-__all__ = ["analyze", "record_model", "load_npy_input"]
+__all__ = ["analyze", "record_model", "load_npy_input", "recording_target"]
 
 
-def load_npy_input(path: str) -> np.ndarray:
+def load_npy_input(path: str, temporal: bool = False) -> np.ndarray:
     """Load a numeric ``.npy`` array of samples ``[N, ...]`` (never unpickles).
 
+    Args:
+        path: the ``.npy`` file.
+        temporal: the samples are sequences ``[N, T, ...]`` (then T must be positive).
+
     Raises:
-        DataError: missing file, object arrays, non-numeric or empty data.
+        DataError: missing file, object arrays, non-numeric, empty or non-finite data.
     """
     try:
         arr = np.load(path, allow_pickle=False)
@@ -37,6 +42,15 @@ def load_npy_input(path: str) -> np.ndarray:
         raise DataError(f"{path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr).__name__)}")
     if arr.ndim < 2 or arr.shape[0] == 0:
         raise DataError(f"{path}: expected samples along axis 0 ([N, ...] with N > 0), got shape {list(arr.shape)}")
+    if temporal and (arr.ndim < 3 or arr.shape[1] == 0):
+        raise DataError(f"{path}: expected sequences [N, T, ...] with T > 0, got shape {list(arr.shape)}")
+    if arr.size == 0:
+        raise DataError(f"{path}: shape {list(arr.shape)} has a zero-length axis (sequences [N, T, ...] need T > 0); "
+                        "every axis needs at least one element")
+    if np.issubdtype(arr.dtype, np.inexact) and not np.isfinite(arr).all():
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise DataError(f"{path}: {bad} of {arr.size} values are NaN or infinite; clean the input (e.g. "
+                        "np.nan_to_num) before measuring energy")
     return arr
 
 
@@ -95,7 +109,8 @@ def record_model(model: nn.Module, data: Any, *, timesteps: int, encoder: str = 
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(it, total=n_batches or None, desc="energy", unit="batch", leave=False)
+        bar = tqdm(it, total=n_batches or None, desc="energy", unit="batch", leave=False,
+                   disable=None)  # off when stderr is not a tty
     with record_spikes(model, rules=rules, graph=graph, count_active=count_active) as rec, torch.no_grad():
         for batch in bar:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -107,6 +122,35 @@ def record_model(model: nn.Module, data: Any, *, timesteps: int, encoder: str = 
     if rec.samples == 0:
         raise DataError("no samples were processed (empty data)")
     return rec
+
+
+def recording_target(model: nn.Module, input_shape: tuple[int, ...], *, no_trace: bool = False) -> tuple[nn.Module, str]:
+    """What to record: the lowered IR executor of ``model`` (rules keyed by IR node type), or ``model`` itself.
+
+    Falls back to the torch modules (with a logged warning) when the model cannot be traced.
+
+    Args:
+        model: a multi-step model.
+        input_shape: one sample's shape without T and B.
+        no_trace: record the torch modules directly (element-wise ops written inline in
+            ``forward()``, e.g. residual adds, are then not counted).
+
+    Returns:
+        ``(module to run, description of what is recorded)``.
+    """
+    from spikeport.errors import SpikeportError
+
+    if any(hasattr(m, "ir_node") for m in model.modules()):
+        return model, "IR graph (imported)"
+    if no_trace:
+        return model, "torch modules (--no-trace)"
+    try:
+        from spikeport.converter import lower, trace
+
+        return lower(trace(model, input_shape)), "IR graph (traced)"
+    except SpikeportError as e:
+        logging.getLogger(__name__).warning("tracing failed, recording the torch modules instead: %s", e)
+        return model, f"torch modules (tracing failed: {e})"
 
 
 def analyze(model: nn.Module, data: Any, *, timesteps: int, hardware: Any = "horowitz45", encoder: str = "direct",

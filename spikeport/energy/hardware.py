@@ -101,11 +101,19 @@ class EnergyModel:
                 any(a[0] >= b[0] for a, b in zip(tiers, tiers[1:])):
             raise ConfigError(f"energy model '{self.name}': sram tiers must have increasing positive capacities and "
                               f"non-negative energies, got {self.sram!r}")
+        for key in ("neuron_ops", "memory"):
+            v = getattr(self, key)
+            if not isinstance(v, bool):
+                raise ConfigError(f"energy model '{self.name}': {key} must be true or false, got {v!r}")
         if self.memory and not tiers:
             raise ConfigError(f"energy model '{self.name}': memory = true needs sram tiers")
         object.__setattr__(self, "sram", tiers)
         object.__setattr__(self, "sources", tuple(str(s) for s in self.sources))
         object.__setattr__(self, "notes", tuple(str(s) for s in self.notes))
+        costs = [f.name for f in dataclasses.fields(self) if f.name.startswith("e_")]
+        if not any(getattr(self, k) for k in costs) and not (self.memory and any(e for _, e in tiers)):
+            raise ConfigError(f"energy model '{self.name}': every energy cost is 0, so every report would say 0 pJ; "
+                              f"set at least one of {', '.join(costs)} (or base = \"horowitz45\")")
 
     # ------------------------------------------------------------ costs
     def access_pj(self, buffer_bytes: float) -> float:
@@ -269,13 +277,18 @@ def load_hardware_toml(path: str | Path) -> EnergyModel:
         raise ConfigError(f"{p}: cannot read energy model file ({e.strerror})") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML ({e})") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); save the energy model file as UTF-8 TOML") from e
     unknown = sorted(set(data) - set(TOML_KEYS))
     if unknown:
         raise ConfigError(f"{p}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(TOML_KEYS)}")
     base = data.pop("base", None)
     fields: dict[str, Any] = {}
     if base is not None:
-        fields = dataclasses.asdict(get_hardware(str(base)))
+        try:
+            fields = dataclasses.asdict(HARDWARE.get(str(base))())
+        except ConfigError as e:
+            raise ConfigError(f"{p}: base = {base!r}: {e}") from e
         fields["notes"] = tuple(fields["notes"]) + (f"derived from the built-in model '{base}' ({p.name})",)
     fields.update(data)
     if "name" not in data:

@@ -8,7 +8,8 @@ model; :func:`write_report` writes it to a directory:
 * ``report.md`` and a self-contained ``report.html`` (figures embedded as base64 PNG);
 * ``fig_rates.png``, ``fig_rate_heatmap.png``, ``fig_energy_layers.png``, ``fig_energy_kinds.png``.
 
-Every file is written atomically; CSV and JSON hold no timestamps, so the same
+The report is written all or nothing (rendered in memory, staged in a hidden
+directory, then renamed into place); CSV and JSON hold no timestamps, so the same
 model, data and seed give byte-identical files.
 """
 
@@ -19,25 +20,31 @@ import html
 import io
 import json
 import math
+import os
+import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
-from spikeport._io import atomic_write_bytes, atomic_write_text, check_overwrite, ensure_writable_dir
+from spikeport._io import check_overwrite, ensure_writable_dir
 from spikeport.energy.counting import HELPER_COLUMNS, OP_COLUMNS, OpCounts, count_ops, neurobench_ops
 from spikeport.energy.hardware import ENERGY_KINDS, EnergyModel, get_hardware
 from spikeport.energy.record import NeuronRecord, Recording
+from spikeport.errors import ConfigError
 
 __all__ = ["EnergyReport", "estimate", "write_report", "REPORT_FILES", "FIGURE_FILES", "render_markdown",
-           "render_html", "png_bytes"]
+           "render_html", "render_report", "png_bytes"]
 
 FIGURE_FILES = ("fig_rates.png", "fig_rate_heatmap.png", "fig_energy_layers.png", "fig_energy_kinds.png")
 REPORT_FILES = ("layers.csv", "timestep_rates.csv", "report.json", "report.md", "report.html") + FIGURE_FILES
 ENERGY_COLUMNS = tuple(f"e_{k}_pj" for k in ENERGY_KINDS) + ("energy_pj", "paper_energy_pj")
 ID_COLUMNS = ("layer", "type", "role", "value_class", "calls", "neurons", "rate", "in_rate")
 SUM_COLUMNS = OP_COLUMNS + ENERGY_COLUMNS
+MAX_FIG_INCHES = 16.0  # figures stay this size at most, however many timesteps or layers
+MAX_TICKS = 32  # timestep axes label every step up to this T
 
 
 @dataclass
@@ -207,13 +214,20 @@ def figures(report: EnergyReport) -> dict[str, bytes]:
     out["fig_rates.png"] = png_bytes(fig)
 
     tr = report.timestep_rates
-    fig = _figure(max(5.0, 0.6 * tr.shape[1] + 4), max(3.0, 0.22 * len(tr) + 1.5))
+    # the width grows with T only up to MAX_FIG_INCHES; beyond MAX_TICKS steps matplotlib picks the ticks
+    fig = _figure(min(MAX_FIG_INCHES, max(5.0, 0.6 * tr.shape[1] + 4)),
+                  min(MAX_FIG_INCHES, max(3.0, 0.22 * len(tr) + 1.5)))
     ax = fig.add_subplot()
     if tr.size:
         im = ax.imshow(tr.to_numpy(dtype=float), aspect="auto", cmap="viridis", interpolation="nearest")
         fig.colorbar(im, ax=ax, label="firing rate")
         ax.set_yticks(range(len(tr)), _short(list(tr.index)), fontsize=7)
-        ax.set_xticks(range(tr.shape[1]), list(tr.columns))
+        if tr.shape[1] <= MAX_TICKS:
+            ax.set_xticks(range(tr.shape[1]), list(tr.columns))
+        else:
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, integer=True))
     ax.set_xlabel("timestep")
     ax.set_title("Firing rate per layer and timestep")
     out["fig_rate_heatmap.png"] = png_bytes(fig)
@@ -317,25 +331,72 @@ def render_html(report: EnergyReport, figs: Mapping[str, bytes]) -> str:
             + "</ul></body></html>\n")
 
 
-def write_report(report: EnergyReport, out_dir: str | Path, *, force: bool = False) -> list[Path]:
-    """Write every file of :data:`REPORT_FILES` into ``out_dir`` (atomically).
-
-    Raises:
-        ConfigError: an output exists and ``force`` is False, or the directory is not writable.
-    """
-    out = ensure_writable_dir(out_dir)
-    for name in REPORT_FILES:
-        check_overwrite(out / name, force)
+def render_report(report: EnergyReport) -> dict[str, bytes]:
+    """Every file of :data:`REPORT_FILES` rendered in memory: ``{file name: content}``."""
     figs = figures(report)
     layers = report.layers.copy()
     total = {c: "" for c in layers.columns}
     total.update({"layer": "TOTAL", "rate": report.totals["firing_rate"]})
     total.update({c: report.totals[c] for c in SUM_COLUMNS})
     layers = pd.concat([layers, pd.DataFrame([total], columns=layers.columns)], ignore_index=True)
-    written = [atomic_write_text(out / "layers.csv", layers.to_csv(index=False, lineterminator="\n")),
-               atomic_write_text(out / "timestep_rates.csv", report.timestep_rates.to_csv(lineterminator="\n")),
-               atomic_write_text(out / "report.json", report.to_json()),
-               atomic_write_text(out / "report.md", render_markdown(report)),
-               atomic_write_text(out / "report.html", render_html(report, figs))]
-    written += [atomic_write_bytes(out / n, b) for n, b in figs.items()]
-    return written
+    texts = {"layers.csv": layers.to_csv(index=False, lineterminator="\n"),
+             "timestep_rates.csv": report.timestep_rates.to_csv(lineterminator="\n"),
+             "report.json": report.to_json(),
+             "report.md": render_markdown(report),
+             "report.html": render_html(report, figs)}
+    files = {name: text.encode("utf-8") for name, text in texts.items()}
+    files.update(figs)
+    return files
+
+
+def _stage_dir(parent: Path, name: str) -> Path:
+    """A new hidden directory ``parent/.name.XXXXXXXX.tmp`` (created with the umask's permissions)."""
+    for _ in range(100):
+        stage = parent / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            stage.mkdir()
+            return stage
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ConfigError(f"{parent / name}: cannot create files in {parent} ({e.strerror}); "
+                              "choose a writable --out") from e
+    raise ConfigError(f"{parent / name}: cannot create a staging directory in {parent}")  # pragma: no cover
+
+
+def write_report(report: EnergyReport, out_dir: str | Path, *, force: bool = False) -> list[Path]:
+    """Write every file of :data:`REPORT_FILES` into ``out_dir``, all or nothing.
+
+    Everything is rendered in memory first, then written into a staging
+    directory; only when every file is complete is the staging directory renamed
+    to ``out_dir`` (or, when ``out_dir`` exists, its files moved in). A failure
+    at any point leaves no new file behind.
+
+    Raises:
+        ConfigError: an output exists and ``force`` is False, or the directory is not writable.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a directory; choose another output path")
+    for name in REPORT_FILES:
+        check_overwrite(out / name, force)
+    files = render_report(report)
+    existed = out.is_dir()
+    if existed:
+        ensure_writable_dir(out)
+        stage = _stage_dir(out, "report")
+    else:
+        stage = _stage_dir(ensure_writable_dir(out.parent if str(out.parent) else "."), out.name)
+    try:
+        for name, data in files.items():
+            (stage / name).write_bytes(data)
+        if existed:
+            for name in files:
+                os.replace(stage / name, out / name)
+            stage.rmdir()
+        else:
+            os.rename(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return [out / name for name in files]

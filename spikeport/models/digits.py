@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from spikeport.models import layers as L
+from spikeport.errors import ConfigError
 from spikeport.models._registry import register_model
 from spikeport.models.neurons import create_neuron
 from spikeport.models.neurons.factory import NeuronType
@@ -42,12 +43,19 @@ class SpikingMLP(nn.Module):
 
 
 class SpikingCNN(nn.Module):
-    """conv3x3(c1)-BN-neuron -> conv3x3(c2)-BN-neuron -> maxpool2 -> flatten -> Linear readout."""
+    """conv3x3(c1)-BN-neuron -> conv3x3(c2)-BN-neuron -> pool2 -> flatten -> Linear readout.
+
+    ``pool='avg'`` (default) keeps the model exportable to every target: average
+    pooling exists in NIR, and after the last neuron it is part of the host-side
+    readout on Loihi. ``pool='max'`` is the classic choice; NIR has no max pooling.
+    """
 
     def __init__(self, in_channels: int = 1, channels: tuple[int, int] = (16, 32), num_classes: int = 10,
                  neuron: NeuronType = "lif", neuron_kw: dict[str, Any] | None = None,
-                 input_shape: tuple[int, ...] = (1, 8, 8)) -> None:
+                 input_shape: tuple[int, ...] = (1, 8, 8), pool: str = "avg") -> None:
         super().__init__()
+        if pool not in ("avg", "max"):
+            raise ConfigError(f"spiking_cnn_digits: pool must be 'avg' or 'max', got {pool!r}")
         nk = dict(neuron_kw or {})
         c1, c2 = channels
         self.default_input_shape = tuple(input_shape)
@@ -55,7 +63,7 @@ class SpikingCNN(nn.Module):
         self.features = nn.Sequential(
             L.Conv2d(in_channels, c1, 3, padding=1, bias=False), L.BatchNorm2d(c1), create_neuron(neuron, **nk),
             L.Conv2d(c1, c2, 3, padding=1, bias=False), L.BatchNorm2d(c2), create_neuron(neuron, **nk),
-            L.MaxPool2d(2), L.Flatten(),
+            L.AvgPool2d(2) if pool == "avg" else L.MaxPool2d(2), L.Flatten(),
         )
         h, w = input_shape[1] // 2, input_shape[2] // 2
         self.head = L.Linear(c2 * h * w, num_classes)

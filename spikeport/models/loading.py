@@ -36,11 +36,19 @@ class LoadedModel:
 
 
 def load_model(spec: str, *, weights: str | None = None, device: str = "cpu", **model_kwargs: Any) -> LoadedModel:
-    """Resolve ``spec`` (see module docstring) to a model in eval mode."""
+    """Resolve ``spec`` (see module docstring) to a model in eval mode.
+
+    Raises:
+        ConfigError: ``weights`` given for anything but ``file.py:factory``, unknown names, bad files.
+    """
     from spikeport.checkpoint import load_checkpoint
     from spikeport.models import MODELS, create_model, list_models
 
     path = Path(spec)
+    if weights is not None and ".py:" not in spec:
+        raise ConfigError(f"--weights {weights}: --weights only applies to file.py:factory models; {spec} already "
+                          "carries its weights (checkpoint) or is built from the zoo; drop --weights, or pass the "
+                          "checkpoint itself as MODEL")
     if path.suffix in (".pt", ".pth", ".ckpt"):
         model, info = load_checkpoint(path, map_location=device)
         return LoadedModel(model, spec, "checkpoint", info.timesteps, tuple(info.input_shape), info.encoder,

@@ -6,7 +6,9 @@ and writes, next to the exported file ``PATH``:
 * ``PATH.summary.json``: target, file, model, shapes, graph statistics, the
   post-export check (verdict, per-layer spike agreement, logit error) and the
   :func:`deployability` of the model on every target (which nodes block which);
-* ``PATH.summary.md``: the same for people.
+* ``PATH.summary.md``: the same for people;
+* target sidecars (:data:`_SIDECARS`), e.g. ``PATH.loihi.json`` for ``lava``: the host readout and input
+  encoding that go with the netx file (JSON; see :mod:`spikeport.targets.lava.lower`).
 
 All files are first written (atomically) to hidden staging names next to
 ``PATH`` and renamed into place together only when everything succeeded, so a
@@ -38,6 +40,9 @@ __all__ = ["TARGETS", "ExportResult", "export_model", "deployability", "open_exp
            "LAVA_LOWERING_MISSING"]
 
 TARGETS: Registry = Registry("export target")
+
+_SIDECARS: dict[str, tuple[str, ...]] = {"lava": (".loihi.json",)}
+"""Files a target writes beside ``PATH`` (as ``PATH + suffix``), staged and committed with it."""
 
 LAVA_LOWERING_MISSING = ("the lava target needs an IR -> LoihiNetwork lowering (spikeport.targets.lava.lower_graph), "
                          "which this build does not provide; export to onnx or nir instead")
@@ -120,20 +125,48 @@ def _lava_lowering() -> Callable[..., Any] | None:
     return getattr(mod, "lower_graph", None) if mod is not None else None
 
 
+LAVA_CHECK_SAMPLES = 32
+"""Seeded grid inputs the lava export's float-vs-Loihi check runs (Lava itself: the first 4)."""
+
+
 @TARGETS.register(name="lava")
 def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: Sequence[int] | None = None,
-          **opts: Any) -> ExportResult:
+          check: bool = True, lava_check: bool | None = None, scale: float | str = "auto",
+          input_scale: int | None = None, input_bits: int | None = None, **opts: Any) -> ExportResult:
+    """netx ``path`` + ``path.loihi.json`` (host readout, input encoding); see :mod:`spikeport.targets.lava.lower`.
+
+    ``check``: compare the float model with the Loihi-exact reference on seeded inputs on the input grid.
+    ``lava_check``: also run Lava (``fixed_pt``) on a few of them and require identical spikes (default:
+    when Lava is installed).
+    """
     from spikeport.targets.nir import to_graph
 
-    lowering = _lava_lowering()
-    if lowering is None:
+    if _lava_lowering() is None:
         raise ExportError(LAVA_LOWERING_MISSING)
-    from spikeport.targets.lava import write_netx
+    from spikeport.targets.lava import lava_available
+    from spikeport.targets.lava.lower import (DEFAULT_INPUT_SCALE, LoihiRunner, grid_inputs, lava_check as run_check,
+                                              loihi_summary, lower_deployment, write_deployment)
 
-    net = lowering(to_graph(model, input_shape))
-    write_netx(net, path)
-    return ExportResult("lava", Path(path), {"layers": len(net.layers), "size_bytes": Path(path).stat().st_size,
-                                             "timesteps": None}, None)
+    dep = lower_deployment(to_graph(model, input_shape), scale=scale,
+                           input_scale=DEFAULT_INPUT_SCALE if input_scale is None else input_scale,
+                           input_bits=input_bits)
+    written = write_deployment(dep, path)
+    summary: dict[str, Any] = {"layers": len(dep.network.layers), "size_bytes": Path(path).stat().st_size,
+                               "timesteps": None, "readout_suffix": written[1].name[len(written[0].name):],
+                               "loihi": loihi_summary(dep)}
+    comparison = None
+    if check:
+        from spikeport.targets.reference import TorchRunner
+        from spikeport.targets.verify import compare
+
+        t = timesteps or 4
+        x = grid_inputs(dep.network.input_shape, timesteps=t, samples=LAVA_CHECK_SAMPLES,
+                        input_scale=dep.input_scale)
+        comparison = compare(TorchRunner(model, input_shape=input_shape), LoihiRunner(path), [(x, None)])
+        summary["timesteps"] = t
+        if lava_check if lava_check is not None else lava_available():
+            summary["lava_check"] = {**run_check(path, x[:, :4]), "timesteps": t}
+    return ExportResult("lava", Path(path), summary, comparison)
 
 
 # ----------------------------------------------------------------------------- deployability
@@ -202,6 +235,21 @@ def _markdown(s: dict[str, Any]) -> str:
                   "| layer | agreement | mismatches | ref rate | target rate |", "|---|---|---|---|---|"]
         lines += [f"| {r['layer']} | {100 * r['agreement']:.4f}% | {r['mismatches']}/{r['total']} | "
                   f"{r['ref_rate']:.4f} | {r['target_rate']:.4f} |" for r in chk["layers"]]
+    lo = s.get("loihi")
+    if lo:
+        lines += ["", "## Loihi 2 deployment", "",
+                  f"{lo['neurons']} neurons, {lo['synapses']} synapses ({lo['weights_stored']} weights stored), "
+                  f"about {lo['est_cores']} of {lo['core_limits']['cores_per_chip']} cores (assumes "
+                  f"{lo['core_limits']['neurons_per_core']} neurons / {lo['core_limits']['synapses_per_core']} "
+                  f"synapses per core); input {lo['input']['encoding']} (scale {lo['input']['scale']}, "
+                  f"{lo['input']['message_bits']} bits); host readout {lo['host_readout']['ops']} in "
+                  f"`{s['file']}{s.get('readout_suffix', '')}`", "",
+                  "| layer | kind | shape | neurons | synapses | v_th | est. cores |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['kind']} | {r['shape']} | {r['neurons']} | {r['synapses']} | {r['v_th_mant']} "
+                  f"| {r['est_cores']} |" for r in lo["layers"]]
+        if s.get("lava_check"):
+            lines += ["", f"Lava fixed_pt vs Loihi reference: spikes identical on {s['lava_check']['samples']} "
+                          f"samples"]
     lines += ["", "## Deployability", "", "| target | ok | blocking / note |", "|---|---|---|"]
     for tgt, d in s.get("deployability", {}).items():
         why = "; ".join(d["blocking"]) or d.get("note", "")
@@ -233,11 +281,15 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
     dest = Path(out)
     if dest.is_dir():
         raise ConfigError(f"{dest}: is a directory; --out must be a file path")
+    sidecars = [dest.with_name(dest.name + sfx) for sfx in _SIDECARS.get(target, ())]
     outputs = [dest, *summary_paths(dest)] if summary else [dest]
+    outputs += sidecars
     for p in outputs:
         check_overwrite(p, force)
     token = secrets.token_hex(4)
     staged = {p: p.with_name(f".{p.name}.{token}.staged{p.suffix}") for p in outputs}
+    for p, sfx in zip(sidecars, _SIDECARS.get(target, ())):  # a target writes its sidecars beside the file
+        staged[p] = staged[dest].with_name(staged[dest].name + sfx)
     try:
         try:
             result = fn(model, staged[dest], timesteps=timesteps, input_shape=input_shape, **options)
@@ -267,8 +319,10 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
 
 
 # ----------------------------------------------------------------------------- reading exports back
-def open_exported(path: str | os.PathLike, *, device: str = "cpu") -> Any:
-    """A runner for an exported file, by suffix: ``.onnx`` (onnxruntime), ``.nir`` (imported to the IR).
+def open_exported(path: str | os.PathLike, *, device: str = "cpu", lava_backend: str = "reference") -> Any:
+    """A runner for an exported file, by suffix: ``.onnx`` (onnxruntime), ``.nir`` (imported to the IR),
+    ``.net`` (Loihi: :class:`~spikeport.targets.lava.lower.LoihiRunner` with ``lava_backend`` =
+    ``reference``, ``lava`` or ``both``, plus the host readout from ``.net.loihi.json``).
 
     Raises:
         DataError: missing file or unsupported suffix.
@@ -286,6 +340,7 @@ def open_exported(path: str | os.PathLike, *, device: str = "cpu") -> Any:
 
         return NirRunner(p, device=device)
     if suffix in (".net", ".h5", ".hdf5"):
-        raise DataError(f"{p}: verifying Lava netx files needs the IR -> Loihi layer mapping, not in this build; "
-                        "use the lava package's run_reference/run_lava")
-    raise DataError(f"{p}: unknown export type '{p.suffix}'; expected .onnx or .nir")
+        from spikeport.targets.lava.lower import LoihiRunner
+
+        return LoihiRunner(p, backend=lava_backend, device=device)
+    raise DataError(f"{p}: unknown export type '{p.suffix}'; expected .onnx, .nir or .net")

@@ -19,6 +19,10 @@ primary mismatch with :math:`|u| \le` ``tie_eps`` is a *tie flip*, any other is
 
 * ``exact``: all spikes identical and max logit error <= ``atol``;
 * ``ties``: every primary mismatch is a tie flip (later mismatches are their consequences);
+* ``quantized``: spikes differ, and the target is approximate by design (a fixed-point
+  runtime such as the Loihi target; its runner sets ``approximate`` to say why); the
+  per-layer agreement and the accuracies are the result, no tie analysis is run; it
+  passes when at least ``min_pred_agreement`` (default 95%) of the predictions match;
 * ``mismatch``: anything else (the export is wrong).
 """
 
@@ -34,10 +38,11 @@ from spikeport.errors import ConfigError, DataError
 from spikeport.targets.reference import RunResult
 
 __all__ = ["LayerAgreement", "Comparison", "Comparator", "Runner", "compare", "predictions", "verify_export",
-           "dataset_batches", "random_batches", "DEFAULT_ATOL", "DEFAULT_TIE_EPS"]
+           "dataset_batches", "random_batches", "DEFAULT_ATOL", "DEFAULT_TIE_EPS", "DEFAULT_MIN_PRED_AGREEMENT"]
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_TIE_EPS = 1e-4
+DEFAULT_MIN_PRED_AGREEMENT = 0.95  # fixed-point targets: share of predictions that must survive quantization
 
 
 class Runner(Protocol):
@@ -101,6 +106,8 @@ class Comparison:
     target_correct: int = 0
     missing_layers: list[str] = field(default_factory=list)
     tie_checked: bool = True
+    approximate: str = ""
+    min_pred_agreement: float = DEFAULT_MIN_PRED_AGREEMENT
 
     @property
     def spike_mismatches(self) -> int:
@@ -112,14 +119,20 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
+        if self.spikes_identical and self.max_logit_error <= self.atol:
+            return "exact"
+        if self.approximate:
+            return "quantized"
         if self.spikes_identical:
-            return "exact" if self.max_logit_error <= self.atol else "mismatch"
+            return "mismatch"
         if not self.tie_checked or any(layer.unexplained for layer in self.layers):
             return "mismatch"
         return "ties"
 
     @property
     def ok(self) -> bool:
+        if self.verdict == "quantized":  # approximate by design: judged by how many predictions survive
+            return self.samples == 0 or self.pred_agree >= self.min_pred_agreement * self.samples
         return self.verdict != "mismatch"
 
     @property
@@ -144,6 +157,11 @@ class Comparison:
              f"({self.spike_mismatches} of {sum(layer.total for layer in self.layers)} mismatch"
              f"{'' if self.spikes_identical else ', first in ' + str(self.first_divergent_layer)}), "
              f"max |logit error| {self.max_logit_error:.3g} (atol {self.atol:g})")
+        if self.approximate and self.verdict == "quantized":
+            total = sum(layer.total for layer in self.layers)
+            return (f"quantized: {100 * (1 - self.spike_mismatches / total) if total else 100:.3f}% of spikes agree "
+                    f"({self.spike_mismatches} of {total} differ), max |logit error| {self.max_logit_error:.3g}, "
+                    f"predictions agree {self.pred_agree}/{self.samples} ({self.approximate})")
         if not self.spikes_identical:
             ties = sum(layer.tie_flips for layer in self.layers)
             une = sum(layer.unexplained for layer in self.layers)
@@ -159,6 +177,7 @@ class Comparison:
             "prediction_agreement": self.prediction_agreement, "labelled": self.labelled,
             "ref_accuracy": self.ref_accuracy, "target_accuracy": self.target_accuracy,
             "missing_layers": list(self.missing_layers), "layers": [layer.to_dict() for layer in self.layers],
+            "approximate": self.approximate,
         }
 
     def format(self) -> str:
@@ -195,15 +214,22 @@ class Comparator:
         reference, target: runtime names for the report.
         margins: ``fn(x, layer) -> u`` giving the reference's ``H - V_th`` (None: no tie analysis).
         atol, tie_eps: see module docstring.
+        approximate: non-empty for a target that is approximate by design (verdict ``quantized``).
+        min_pred_agreement: for such a target, the fraction of samples whose prediction must match
+            the reference for the comparison to pass.
     """
 
     def __init__(self, layers: list[str], reference: str, target: str, *, margins: Any = None,
-                 atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS) -> None:
+                 atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS, approximate: str = "",
+                 min_pred_agreement: float = DEFAULT_MIN_PRED_AGREEMENT) -> None:
         for name, v in (("atol", atol), ("tie_eps", tie_eps)):
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {v!r}")
+        if not (isinstance(min_pred_agreement, (int, float)) and 0.0 <= min_pred_agreement <= 1.0):
+            raise ConfigError(f"the minimum prediction agreement must be in [0, 1], got {min_pred_agreement!r}")
         self.result = Comparison(reference, target, [LayerAgreement(n) for n in layers], atol=atol, tie_eps=tie_eps,
-                                 tie_checked=margins is not None)
+                                 tie_checked=margins is not None, approximate=approximate,
+                                 min_pred_agreement=float(min_pred_agreement))
         self._margins = margins
         self._missing: set[str] = set()
 
@@ -272,8 +298,10 @@ def compare(reference: Any, target: Runner, batches: Iterable[tuple[torch.Tensor
         target: any :class:`Runner`.
         batches: ``(x[T, B, ...], labels[B] or None)`` pairs.
     """
+    approx = str(getattr(target, "approximate", "") or "")
     comp = Comparator(list(reference.layers), reference.runtime, target.runtime,
-                      margins=getattr(reference, "margins", None), atol=atol, tie_eps=tie_eps)
+                      margins=None if approx else getattr(reference, "margins", None), atol=atol, tie_eps=tie_eps,
+                      approximate=approx)
     for x, y in batches:
         comp.update(x, reference.run(x), target.run(x), y)
     return comp.result
@@ -316,7 +344,8 @@ def random_batches(input_shape: Sequence[int], *, timesteps: int, samples: int, 
 
 def verify_export(model: Any, exported: Any, batches: Iterable[Batch], *, device: str = "cpu",
                   input_shape: Sequence[int] | None = None, atol: float = DEFAULT_ATOL,
-                  tie_eps: float = DEFAULT_TIE_EPS, compare_cpu: bool | None = None) -> list[Comparison]:
+                  tie_eps: float = DEFAULT_TIE_EPS, compare_cpu: bool | None = None,
+                  min_pred_agreement: float = DEFAULT_MIN_PRED_AGREEMENT) -> list[Comparison]:
     """Compare the torch reference of ``model`` (on ``device``) with an exported file on the same inputs.
 
     Args:
@@ -325,6 +354,8 @@ def verify_export(model: Any, exported: Any, batches: Iterable[Batch], *, device
         batches: ``(x, labels or None)`` pairs, e.g. :func:`dataset_batches`.
         device: ``cpu`` or ``cuda``; on CUDA the CUDA reference is also compared with the CPU one.
         compare_cpu: force (True) or skip (False) that second comparison (default: on CUDA only).
+        min_pred_agreement: pass mark of an approximate (fixed-point) target: the fraction of
+            samples whose prediction equals the reference's.
 
     Returns:
         ``[reference vs target]``, plus ``[torch-cpu vs torch-<device>]`` when ``device`` is CUDA.
@@ -347,7 +378,9 @@ def verify_export(model: Any, exported: Any, batches: Iterable[Batch], *, device
     if t_layers and not set(t_layers) & set(ref.layers):
         raise DataError(f"{shown}: no spike layer in common with the model (export: {', '.join(t_layers)}; model: "
                         f"{', '.join(ref.layers)}); verify an export against the model it was exported from")
-    main = Comparator(list(ref.layers), ref.runtime, target.runtime, margins=ref.margins, atol=atol, tie_eps=tie_eps)
+    approx = str(getattr(target, "approximate", "") or "")  # e.g. the Loihi fixed-point target
+    main = Comparator(list(ref.layers), ref.runtime, target.runtime, margins=None if approx else ref.margins,
+                      atol=atol, tie_eps=tie_eps, approximate=approx, min_pred_agreement=min_pred_agreement)
     cross = None
     if compare_cpu if compare_cpu is not None else dev.type == "cuda":
         cpu = TorchRunner(model, device="cpu", input_shape=input_shape)

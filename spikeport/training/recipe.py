@@ -44,6 +44,8 @@ RECIPE_KEYS: dict[str, tuple[type, ...]] = {
     "seed": (int,), "amp": (bool,), "device": (str,), "model_options": (dict,), "loss_options": (dict,),
 }
 _SECTIONS = ("train", "paper")
+# keys whose values TrainConfig range-checks (one set of rules for recipes and flags)
+_CONFIG_KEYS = ("timesteps", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "momentum", "encoder", "seed")
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ def load_recipe(path: str | Path) -> Recipe:
 
     Raises:
         ConfigError: missing file, malformed TOML (message names the file, line and
-            column), unknown section or key, or a value of the wrong type.
+            column), unknown section or key, a value of the wrong type, or out of
+            range (e.g. ``timesteps = -3``; the message names the file).
     """
     p = Path(path)
     try:
@@ -104,4 +107,18 @@ def load_recipe(path: str | Path) -> Recipe:
     for key in ("lr", "weight_decay", "momentum"):
         if key in out:
             out[key] = float(out[key])
+    _check_values(p, out)
     return Recipe(path=str(p), train=out, paper=dict(paper))
+
+
+def _check_values(p: Path, train: dict[str, Any]) -> None:
+    """Range-check the recipe's training options with :class:`TrainConfig`'s rules, naming the file."""
+    from spikeport.training.trainer import TrainConfig
+
+    given = {k: train[k] for k in _CONFIG_KEYS if k in train}
+    if not given:
+        return
+    try:
+        TrainConfig(**given)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: [train] {e}") from e

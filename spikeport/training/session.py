@@ -10,11 +10,11 @@ from typing import Any
 from torch import nn
 
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
-from spikeport.data import DATASETS, get_dataset, list_datasets
+from spikeport.data import DATASETS, DatasetSplit, get_dataset, list_datasets
 from spikeport.errors import ConfigError
 from spikeport.models import MODELS, create_model, list_models
 from spikeport.training.distributed import is_main_process
-from spikeport.training.trainer import TrainConfig, TrainResult, train
+from spikeport.training.trainer import TrainConfig, TrainResult, seed_everything, train
 
 __all__ = ["TrainedModel", "fit_zoo_model", "load_teacher"]
 
@@ -37,13 +37,33 @@ def load_teacher(spec: str, device: str) -> tuple[nn.Module, int]:
     return lm.model, lm.timesteps or 1
 
 
+def _check_model_fits_data(kwargs: dict[str, Any], split: DatasetSplit, dataset: str) -> None:
+    """Refuse model options that cannot work on ``dataset`` (before torch fails mid-training)."""
+    shape = kwargs.get("input_shape")
+    if shape is not None:
+        given = tuple(shape) if isinstance(shape, (tuple, list)) else None
+        if given != tuple(split.input_shape):
+            want = ",".join(str(s) for s in split.input_shape)
+            raise ConfigError(f"model option input_shape={shape!r} does not match dataset '{dataset}' samples "
+                              f"{tuple(split.input_shape)}; drop it or pass --model-arg input_shape=({want})")
+    classes = kwargs.get("num_classes")
+    if isinstance(classes, int) and not isinstance(classes, bool) and classes < split.num_classes:
+        raise ConfigError(f"model option num_classes={classes!r} is too small for dataset '{dataset}' "
+                          f"({split.num_classes} classes); drop it or pass --model-arg num_classes={split.num_classes}")
+
+
 def fit_zoo_model(model_name: str, *, dataset: str = "digits", data_dir: str | None = None, cfg: TrainConfig,
                   model_kwargs: dict[str, Any] | None = None, ann: bool = False, teacher: str | None = None,
                   out: str | Path | None = None) -> TrainedModel:
     """Build ``model_name`` for ``dataset``, train it with ``cfg`` and save it to ``out``.
 
     ``ann=True`` replaces every spiking neuron by ReLU and trains at T=1 (the ANN
-    reference / distillation teacher of the same shape).
+    reference / distillation teacher of the same shape). The initial weights are
+    drawn after seeding with ``cfg.seed``, so equal options give equal weights.
+
+    Raises:
+        ConfigError: ``model_kwargs`` whose ``input_shape`` differs from the dataset's
+            samples or whose ``num_classes`` is below the dataset's class count.
     """
     kwargs = dict(model_kwargs or {})
     list_models()  # populate the registry
@@ -53,6 +73,7 @@ def fit_zoo_model(model_name: str, *, dataset: str = "digits", data_dir: str | N
         data_kw["T"] = cfg.timesteps
     tr = get_dataset(dataset, train=True, data_dir=data_dir, seed=cfg.seed, **data_kw)
     te = get_dataset(dataset, train=False, data_dir=data_dir, seed=cfg.seed, **data_kw)
+    _check_model_fits_data(kwargs, tr, dataset)
     kwargs.setdefault("num_classes", tr.num_classes)
     kwargs.setdefault("input_shape", tuple(tr.input_shape))
     if ann:
@@ -62,6 +83,7 @@ def fit_zoo_model(model_name: str, *, dataset: str = "digits", data_dir: str | N
         cfg = replace(cfg, timesteps=1, encoder="direct")
     if "timesteps" in inspect.signature(MODELS.get(model_name)).parameters:  # STAA/FSTA are built for one T
         kwargs["timesteps"] = cfg.timesteps
+    seed_everything(cfg.seed)  # the initial weights follow --seed too (train() seeds again for data order)
     model = create_model(model_name, **kwargs)
     teacher_model = None
     if teacher is not None:

@@ -28,11 +28,12 @@ from spikeport.training import distributed as dist
 from spikeport.training.losses import create_loss, needs_teacher
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "seed_everything", "resolve_device", "to_sequence",
-           "OPTIMIZERS"]
+           "OPTIMIZERS", "SEED_MAX"]
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "sgd")
+SEED_MAX = 2**32 - 1  # numpy's limit; torch takes more, but one range for every RNG keeps runs reproducible
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,13 @@ class TrainConfig:
             raise ConfigError(f"batch size must be positive, got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"learning rate must be positive, got {self.lr}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ConfigError(f"weight decay must be a finite number >= 0, got {self.weight_decay}; "
+                              "pass e.g. --weight-decay 0.01 (0 disables it)")
+        if not (self.momentum >= 0 and math.isfinite(self.momentum)):
+            raise ConfigError(f"momentum must be a finite number >= 0, got {self.momentum}; pass e.g. --momentum 0.9")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"seed must be an integer in [0, {SEED_MAX}], got {self.seed!r}; pass e.g. --seed 0")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{self.optimizer}'; use one of {', '.join(OPTIMIZERS)}")
         if self.encoder != "none" and self.encoder not in ENCODERS:
@@ -90,7 +98,7 @@ class TrainResult:
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; return a torch Generator for data order."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % (SEED_MAX + 1))
     torch.manual_seed(seed)
     g = torch.Generator()
     g.manual_seed(seed)
@@ -206,7 +214,9 @@ def train(model: nn.Module, train_split: DatasetSplit, test_split: DatasetSplit 
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
     is_main = not distributed or torch.distributed.get_rank() == 0
-    bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=not (cfg.progress and is_main), leave=False)
+    # disable=None: tqdm hides the bar when stderr is not a terminal (logs, CI)
+    bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=None if (cfg.progress and is_main) else True,
+               leave=False)
     for epoch in bar:
         if distributed and hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)

@@ -96,9 +96,7 @@ def test_bad_inputs(adv, assets, work, inputs, model, opts, text):
     ("sram = 5\n", "sram must be a list"),
     ("word_bytes = 0\n", "word_bytes must be a positive integer"),
     ("notes = 5\n", "bad energy model fields"),
-    pytest.param(b"\xff\xfe\x00", "UTF-8", id="not_utf8", marks=pytest.mark.xfail(
-        strict=True, reason="BUG: energy/hardware.py load_hardware_toml catches TOMLDecodeError but not the "
-        "UnicodeDecodeError tomllib raises for non-UTF-8 bytes -> 'internal error' (exit 1)")),
+    pytest.param(b"\xff\xfe\x00", "UTF-8", id="not_utf8"),
 ])
 def test_malformed_hardware_toml(adv, assets, work, content, text):
     hw = work / "chip.toml"
@@ -110,9 +108,6 @@ def test_malformed_hardware_toml(adv, assets, work, content, text):
             dirs=(work,))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a hardware TOML that inherits an unknown base model is reported "
-                   "without the file name ('unknown energy model ...'; energy/hardware.py load_hardware_toml line "
-                   "~278 calls get_hardware(base) outside its try)")
 def test_hardware_toml_unknown_base_names_file(adv, assets, work):
     hw = work / "chip.toml"
     hw.write_text('base = "nosuch"\n')
@@ -124,9 +119,6 @@ def test_hardware_toml_unknown_base_names_file(adv, assets, work):
     pytest.param("", id="empty_file"),
     pytest.param("neuron_ops = -1\n", id="neuron_ops_not_bool"),
 ])
-@pytest.mark.xfail(strict=True, reason="BUG: energy/hardware.py accepts a profile with no energy costs at all (an "
-                   "empty TOML gives every cost 0.0, so every report says 0 pJ) and a non-bool neuron_ops; refuse "
-                   "both with a ConfigError naming the file")
 def test_meaningless_hardware_profile_refused(adv, assets, work, content):
     hw = work / "chip.toml"
     hw.write_text(content)
@@ -139,9 +131,6 @@ def test_meaningless_hardware_profile_refused(adv, assets, work, content):
     pytest.param(np.full((2, 1, 8, 8), np.inf, np.float32), id="inf"),
     pytest.param(np.zeros((2, 0, 1, 8, 8), np.float32), id="temporal_T0"),
 ])
-@pytest.mark.xfail(strict=True, reason="BUG: energy/analyze.py load_npy_input accepts NaN/Inf samples (exit 0, a "
-                   "report of NaN-driven spikes) and a [N, 0, ...] --temporal array crashes with a RuntimeError "
-                   "(internal error); it should refuse both naming the .npy file")
 def test_non_finite_or_empty_time_input_refused(adv, assets, work, arr):
     np.save(work / "x.npy", arr)
     temporal = ["--temporal"] if arr.ndim == 5 else []
@@ -151,8 +140,6 @@ def test_non_finite_or_empty_time_input_refused(adv, assets, work, arr):
     assert adv.listing(work) == before
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --weights is silently ignored when MODEL is a checkpoint or zoo name "
-                   "(models/loading.py load_model only reads it for file.py:factory); it should be refused")
 def test_weights_with_checkpoint_model_refused(adv, assets, work):
     adv.bad(["energy", assets / "tiny.pt", "--weights", assets / "evil.pt", "--out", work / "rep", *QUICK],
             "--weights", dirs=(work,))
@@ -176,9 +163,6 @@ def test_existing_report_needs_force(adv, assets, work):
     assert adv.run(["energy", assets / "tiny.pt", "--out", out, "--force", *QUICK]).code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: energy/report.py write_report writes the report files one by one, so "
-                   "a failure while rendering report.html leaves layers.csv, timestep_rates.csv, report.json and "
-                   "report.md behind (a partial report); render everything first / stage in a temp dir")
 def test_failure_mid_report_leaves_nothing(adv, assets, work, monkeypatch):
     import spikeport.energy.report as report
 

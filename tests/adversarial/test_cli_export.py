@@ -85,9 +85,6 @@ def test_inspect_bad_inputs(adv, assets, exported, work, model, opts, text):
     ["export", "{exp}/nan.nir", "--target", "onnx", "--out", "{work}/x.onnx"],
     ["energy", "{exp}/nan.nir", "--dataset", "digits", "--samples", "2", "--no-progress", "--out", "{work}/rep"],
 ], ids=["inspect", "export", "energy"])
-@pytest.mark.xfail(strict=True, reason="BUG: a NIR file with NaN (or Inf) weights is imported without complaint "
-                   "(converter/ir synapse nodes check shapes but not finiteness; nir_io.read_nir passes them on), so "
-                   "inspect/export/energy run on NaN weights with exit 0; refuse with a GraphError naming file+node")
 def test_nan_weights_in_nir_refused(adv, exported, work, command):
     args = [c.replace("{exp}", str(exported)).replace("{work}", str(work)) for c in command]
     adv.bad(args, "nan.nir", dirs=(work,))

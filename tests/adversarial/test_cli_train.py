@@ -98,13 +98,24 @@ def test_recipe_is_a_directory(adv, work):
     adv.bad(["train", "--config", work / "cfg.toml", "--out", work / "o.pt"], "cfg.toml", dirs=(work,))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a bad value inside a recipe (timesteps = -3) is reported without "
-                   "naming the recipe file: 'timesteps must be a positive integer, got -3' "
-                   "(training/recipe.py does not range-check; commands/train.py does not add the file name)")
 def test_recipe_value_error_names_file(adv, work):
     cfg = work / "r.toml"
     cfg.write_text("[train]\nmodel = 'spiking_mlp_digits'\ntimesteps = -3\n")
-    adv.bad(["train", "--config", cfg, "--out", work / "o.pt"], "r.toml", "timesteps", dirs=(work,))
+    adv.bad(["train", "--config", cfg, "--out", work / "o.pt"], "r.toml",
+            "timesteps must be a positive integer, got -3", dirs=(work,))
+
+
+@pytest.mark.parametrize("line,text", [
+    ("weight_decay = -0.5", "weight decay must be a finite number >= 0"),
+    ("momentum = -1", "momentum must be a finite number >= 0"),
+    ("seed = -1", "seed must be an integer"),
+    ("batch_size = 0", "batch size must be positive"),
+    ("optimizer = 'rmsprop'", "unknown optimizer 'rmsprop'"),
+])
+def test_recipe_range_errors_name_file(adv, work, line, text):
+    cfg = work / "r.toml"
+    cfg.write_text(f"[train]\nmodel = 'spiking_mlp_digits'\n{line}\n")
+    adv.bad(["train", "--config", cfg, "--out", work / "o.pt"], "r.toml", text, dirs=(work,))
 
 
 # ------------------------------------------------------------------ output paths
@@ -168,18 +179,23 @@ def test_interrupt_leaves_no_file(adv, work, monkeypatch):
     assert list(work.iterdir()) == []
 
 
-# ------------------------------------------------------------------ bugs found (xfail until fixed)
+# ------------------------------------------------------------------ values torch would choke on
 
 
-@pytest.mark.parametrize("opts", [
-    pytest.param([*MLP, "--weight-decay", "-1", *FAST], id="weight_decay_negative"),
-    pytest.param([*MLP, "--optimizer", "sgd", "--momentum", "-3", *FAST], id="momentum_negative"),
-    pytest.param([*MLP, "--seed", str(2**64), *FAST], id="seed_overflow"),
-    pytest.param(["spiking_cnn_digits", "--model-arg", "input_shape=(3,32,32)", *FAST], id="input_shape_mismatch"),
-    pytest.param(["spiking_cnn_digits", "--model-arg", "num_classes=3", *FAST], id="num_classes_too_small"),
+@pytest.mark.parametrize("opts,text", [
+    pytest.param([*MLP, "--weight-decay", "-1", *FAST], "weight decay must be a finite number >= 0, got -1.0",
+                 id="weight_decay_negative"),
+    pytest.param([*MLP, "--weight-decay", "nan", *FAST], "weight decay", id="weight_decay_nan"),
+    pytest.param([*MLP, "--optimizer", "sgd", "--momentum", "-3", *FAST], "momentum must be a finite number >= 0",
+                 id="momentum_negative"),
+    pytest.param([*MLP, "--seed", str(2**64), *FAST], f"seed must be an integer in [0, {2**32 - 1}]",
+                 id="seed_overflow"),
+    pytest.param([*MLP, "--seed", "-1", *FAST], "got -1", id="seed_negative"),
+    pytest.param(["spiking_cnn_digits", "--model-arg", "input_shape=(3,32,32)", *FAST],
+                 "input_shape=(3, 32, 32) does not match dataset 'digits' samples (1, 8, 8)",
+                 id="input_shape_mismatch"),
+    pytest.param(["spiking_cnn_digits", "--model-arg", "num_classes=3", *FAST],
+                 "num_classes=3 is too small for dataset 'digits' (10 classes)", id="num_classes_too_small"),
 ])
-@pytest.mark.xfail(strict=True, reason="BUG: value not validated before use; torch raises ValueError/RuntimeError/"
-                   "IndexError which the CLI reports as 'internal error' (exit 1) instead of a one-line ConfigError "
-                   "naming the option (see report: TrainConfig.__post_init__ / fit_zoo_model)")
-def test_unvalidated_options_crash(adv, work, opts):
-    adv.bad(["train", *opts, "--out", work / "o.pt"], dirs=(work,))
+def test_unvalidated_options_crash(adv, work, opts, text):
+    adv.bad(["train", *opts, "--out", work / "o.pt"], text, dirs=(work,))

@@ -154,7 +154,7 @@ def test_round_trip_is_exact(neuron, kw, tmp_path):
 
 
 def test_unrepresentable_nodes_are_all_listed():
-    graph = trace(create_model("spiking_cnn_digits", neuron_kw={"v_reset": None}))
+    graph = trace(create_model("spiking_cnn_digits", pool="max", neuron_kw={"v_reset": None}))
     with pytest.raises(UnsupportedNodeError) as e:
         to_nir(graph, fold=False)
     msg = str(e.value)
@@ -211,11 +211,57 @@ def test_corrupt_parameters_and_bytes_name_node_or_file(tmp_path):
     with h5py.File(path, "r+") as f:
         del f["node/nodes/pool/stride"]
         f["node/nodes/pool/stride"] = np.array([np.nan, 2.0])
-    with pytest.raises(GraphError, match="NIR node 'pool' \\(SumPool2d\\): invalid parameters"):
+    with pytest.raises(GraphError, match=r"nan.nir: NIR node 'pool' \(SumPool2d\): 'stride' has 1 NaN/Inf value"):
         read_nir(path)
     path.write_bytes(good[:len(good) // 2])  # truncated HDF5
     with pytest.raises(GraphError, match="nan.nir"):
         read_nir(path)
+
+
+@pytest.mark.parametrize("node,field,value", [("fc", "weight", np.nan), ("fc", "bias", np.inf),
+                                              ("lif", "tau", -np.inf), ("lif", "v_threshold", np.nan)])
+def test_non_finite_parameters_are_refused_naming_file_node_and_field(tmp_path, node, field, value):
+    nodes, edges = _chain(
+        ("input", nir.Input(input_type=np.array([2]))),
+        ("fc", nir.Affine(weight=np.eye(2, dtype=np.float32), bias=np.zeros(2, np.float32))),
+        ("lif", nir.LIF(tau=np.full(2, 2 * DT), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2),
+                        v_reset=np.zeros(2))),
+        ("output", nir.Output(output_type=np.array([2]))))
+    path = _write(tmp_path, nodes, edges, "bad.nir")
+    read_nir(path)  # the unedited file imports
+    with h5py.File(path, "r+") as f:
+        key = f"node/nodes/{node}/{field}"
+        v = f[key][()]
+        v.flat[-1] = value
+        del f[key]
+        f[key] = v
+    with pytest.raises(GraphError, match=rf"bad.nir: NIR node '{node}' \(\w+\): '{field}' has 1 NaN/Inf value"):
+        read_nir(path)
+
+
+def test_ir_arrays_must_be_finite():
+    with pytest.raises(GraphError, match=r"node 'fc' \(Linear\): field 'weight' must contain only finite values "
+                                         r"\(1 of 4 are NaN or Inf\)"):
+        ir.Linear("fc", weight=np.array([[1.0, np.nan], [0.0, 1.0]]))
+    with pytest.raises(GraphError, match=r"field 'bias' must contain only finite"):
+        ir.Conv2d("c", weight=np.ones((2, 1, 1, 1)), bias=np.array([0.0, np.inf]))
+    assert ir.Linear("ok", weight=np.ones((2, 2), np.int64)).weight.dtype == np.int64
+
+
+def test_hdf5_crash_in_probe_is_refused_and_the_caller_survives(tmp_path):
+    import os
+    import signal
+
+    from spikeport._hdf5_guard import check_hdf5_readable
+    from spikeport.errors import DataError
+
+    path = tmp_path / "x.nir"
+    path.write_bytes(b"")
+    with pytest.raises(GraphError, match=r"x.nir: corrupt NIR file: libhdf5 crashed reading it \(SIGSEGV\)"):
+        check_hdf5_readable(path, "NIR", lambda p: os.kill(os.getpid(), signal.SIGSEGV), error=GraphError)
+    with pytest.raises(DataError, match=r"x.nir: reading this netx file did not finish in 0.2 s"):
+        check_hdf5_readable(path, "netx", lambda p: signal.pause(), timeout=0.2)
+    check_hdf5_readable(path, "NIR", lambda p: 1 / 0)  # exceptions are left to the real read
 
 
 def test_factory_that_raises_is_one_line(tmp_path):

@@ -237,6 +237,34 @@ def test_codecs_encode_other_than_latin1_is_refused(tmp_path):
         safe_unpickle(tmp_path / "b")
 
 
+@pytest.mark.parametrize("flags", [1, 11])
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_tampered_dtype_state_is_refused(tmp_path, flags, protocol):
+    """BUILD on numpy.dtype with other flags than numpy writes (flags=1 claims object references)."""
+    blob = pickle.dumps({"data": _images(2, 0), "labels": [1, 2]}, protocol=protocol)
+    at = blob.index(b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00") + 10
+    (tmp_path / "b").write_bytes(blob[:at] + bytes([ord("K"), flags]) + blob[at + 2:])
+    with pytest.raises(DataError, match=r"b: refusing to unpickle: forbidden dtype state"):
+        load_cifar_batch(tmp_path / "b")
+
+
+@pytest.mark.parametrize("spec", ["O", "V8", "S4", "M8[s]", "u1,u1"])
+def test_non_numeric_dtypes_are_refused(tmp_path, spec):
+    blob = b"\x80\x02cnumpy\ndtype\nX" + struct.pack("<I", len(spec)) + spec.encode() + b"\x89\x88\x87R."
+    (tmp_path / "b").write_bytes(blob)
+    with pytest.raises(DataError, match="forbidden dtype"):
+        safe_unpickle(tmp_path / "b")
+
+
+def test_huge_memo_index_is_cheap(tmp_path):
+    """LONG_BINPUT 2**30 would make the C unpickler allocate an 8 GiB memo array."""
+    (tmp_path / "b").write_bytes(b"\x80\x02N" + b"r" + struct.pack("<I", 1 << 30) + b"h\x00.")
+    with pytest.raises(DataError, match="b: corrupt pickle"):  # BINGET 0 is not in the memo
+        safe_unpickle(tmp_path / "b")
+    (tmp_path / "b").write_bytes(b"\x80\x02N" + b"r" + struct.pack("<I", 1 << 30) + b".")
+    assert safe_unpickle(tmp_path / "b") is None
+
+
 @pytest.mark.parametrize("keep", [0, 10, 1000, 3100])
 def test_truncated_batch_is_a_data_error(tmp_path, keep):
     blob = _py2_batch(_images(2, 0), [1, 2])

@@ -74,6 +74,12 @@ def test_malformed_toml_names_file_and_line(tmp_path):
     ('[train]\nlr = true\n', "[train] lr = True must be float or int"),
     ('[train]\nlr = nan\n', "must be finite"),
     ('[train]\nmodel_options = 3\n', "must be table"),
+    ('[train]\ntimesteps = -3\n', "r.toml: [train] timesteps must be a positive integer, got -3"),
+    ('[train]\nepochs = 0\n', "r.toml: [train] epochs must be a positive integer, got 0"),
+    ('[train]\nweight_decay = -1\n', "r.toml: [train] weight decay must be a finite number >= 0, got -1.0"),
+    ('[train]\nmomentum = -0.5\n', "r.toml: [train] momentum must be a finite number >= 0"),
+    ('[train]\nseed = 4294967296\n', "r.toml: [train] seed must be an integer in [0, 4294967295]"),
+    ('[train]\nencoder = "poisson"\n', "r.toml: [train] unknown encoder 'poisson'"),
 ])
 def test_recipe_validation_errors(tmp_path, text, msg):
     with pytest.raises(ConfigError) as e:

@@ -9,7 +9,7 @@ computes its per-timestep output shape from its input shapes with
 
 Fields are declared with helpers that say how a value is normalised:
 
-* :func:`array_field`: a numpy array (``optional=True`` allows ``None``);
+* :func:`array_field`: a numpy array without NaN/Inf (``optional=True`` allows ``None``);
 * :func:`param_field`: a neuron/scale parameter, a python ``float`` (shared by
   all neurons) or a numpy array (per element or per channel, see below);
 * :func:`ints_field`: a tuple of ``n`` non-negative ints (a scalar is repeated);
@@ -80,7 +80,7 @@ class InputShapeError(GraphError):
 
 # ---------------------------------------------------------------- field helpers
 def array_field(*, optional: bool = False) -> Any:
-    """A numpy array field (stored read-only); ``optional`` allows ``None`` (the default then)."""
+    """A numpy array field (stored read-only, float values finite); ``optional`` allows ``None`` (the default)."""
     meta = {"kind": "array", "optional": optional}
     return dataclasses.field(default=None, metadata=meta) if optional else dataclasses.field(metadata=meta)
 
@@ -164,7 +164,11 @@ class IRNode:
                 return None
             raise self._fail(f.name, "is required (got None)")
         if kind == "array":
-            return _frozen_array(self, f.name, value)
+            arr = _frozen_array(self, f.name, value)
+            if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+                bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+                raise self._fail(f.name, f"must contain only finite values ({bad} of {arr.size} are NaN or Inf)")
+            return arr
         if kind == "param":
             if isinstance(value, (bool, np.bool_)):
                 raise self._fail(f.name, f"must be a number or an array, got {value!r}")

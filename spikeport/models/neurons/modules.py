@@ -91,7 +91,23 @@ class IF(SpikingNeuron):
                          surrogate=self.surrogate, detach_reset=self.detach_reset)
 
 
-class LIF(SpikingNeuron):
+class _LeakyNeuron(SpikingNeuron):
+    """Shared step and fused path of LIF and PLIF (subclasses define ``inv_tau``, ``decay_input``, ``backend``)."""
+
+    def step(self, x_t, state):
+        return F.lif_step(x_t, state, inv_tau=self.inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
+                          decay_input=self.decay_input, surrogate=self.surrogate, detach_reset=self.detach_reset)
+
+    def _fused_forward(self, x):
+        inv_tau = self.inv_tau
+        if not fused.use_fused(type(self).__name__, self.backend, x, inv_tau):
+            return None
+        return fused.lif_multistep(x, inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
+                                   decay_input=self.decay_input, surrogate=self.surrogate,
+                                   detach_reset=self.detach_reset)
+
+
+class LIF(_LeakyNeuron):
     """Leaky integrate-and-fire with fixed time constant ``tau`` (> 1 for a leak below 1).
 
     ``decay_input=True``: :math:`H = V + (x - (V - V_{leak}))/\\tau`;
@@ -112,23 +128,12 @@ class LIF(SpikingNeuron):
     def inv_tau(self) -> float:
         return 1.0 / self.tau
 
-    def step(self, x_t, state):
-        return F.lif_step(x_t, state, inv_tau=self.inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
-                          decay_input=self.decay_input, surrogate=self.surrogate, detach_reset=self.detach_reset)
-
-    def _fused_forward(self, x):
-        inv_tau = self.inv_tau
-        if not fused.use_fused(type(self).__name__, self.backend, x, inv_tau):
-            return None
-        return fused.lif_multistep(x, inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
-                                   decay_input=self.decay_input, surrogate=self.surrogate,
-                                   detach_reset=self.detach_reset)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
 
 
-class PLIF(SpikingNeuron):
+class PLIF(_LeakyNeuron):
     """Parametric LIF: :math:`1/\\tau = \\mathrm{sigmoid}(w)` with learnable scalar ``w`` (``backend``: see LIF)."""
 
     def __init__(self, init_tau: float = 2.0, decay_input: bool = True, backend: str = "auto", **kw: Any) -> None:
@@ -147,17 +152,6 @@ class PLIF(SpikingNeuron):
     def tau(self) -> float:
         return float(1.0 / self.inv_tau.detach())
 
-    def step(self, x_t, state):
-        return F.lif_step(x_t, state, inv_tau=self.inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
-                          decay_input=self.decay_input, surrogate=self.surrogate, detach_reset=self.detach_reset)
-
-    def _fused_forward(self, x):
-        inv_tau = self.inv_tau
-        if not fused.use_fused(type(self).__name__, self.backend, x, inv_tau):
-            return None
-        return fused.lif_multistep(x, inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
-                                   decay_input=self.decay_input, surrogate=self.surrogate,
-                                   detach_reset=self.detach_reset)
 
 
 class DALIF(SpikingNeuron):

@@ -1,6 +1,7 @@
 """Lava / Loihi 2 target: fixed-point network, netx HDF5 I/O, exact reference, Lava runner.
 
-Flow: float layers -> :func:`quantize_network` -> :class:`LoihiNetwork` ->
+Flow: IR graph -> :func:`lower_deployment` (on-chip :class:`LoihiNetwork` + host readout; see
+:mod:`spikeport.targets.lava.lower`), or float layers -> :func:`quantize_network` -> :class:`LoihiNetwork` ->
 :func:`write_netx` (``.net`` file for ``lava.lib.dl.netx.hdf5.Network``) ->
 :func:`run_lava` (Lava ``fixed_pt`` simulation) == :func:`run_reference`
 (integer torch executor, CPU or CUDA).
@@ -15,6 +16,8 @@ from spikeport.targets.lava.netx import netx_datasets, read_netx, write_netx
 from spikeport.targets.lava.network import LoihiLayer, LoihiNetwork, netx_dense_weights
 from spikeport.targets.lava.quantize import (FloatLayer, FloatNeuron, quantize_decay, quantize_layer,
                                              quantize_network, simulate_float, spike_agreement)
+from spikeport.targets.lava.lower import (LoihiDeployment, LoihiRunner, loihi_summary, lower_deployment, lower_graph,
+                                          read_deployment, readout_path, write_deployment)
 from spikeport.targets.lava.reference import LoihiExecutor, ReferenceTrace, align_to_input, run_reference
 from spikeport.targets.lava.runner import run_lava
 
@@ -40,4 +43,12 @@ __all__ = [
     "run_reference",
     "align_to_input",
     "run_lava",
+    "LoihiDeployment",
+    "LoihiRunner",
+    "lower_graph",
+    "lower_deployment",
+    "write_deployment",
+    "read_deployment",
+    "readout_path",
+    "loihi_summary",
 ]

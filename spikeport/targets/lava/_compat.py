@@ -1,6 +1,7 @@
 """Make lava-nc 0.10.0 / lava-dl 0.6.0 importable and runnable on Python 3.11 + numpy 2.4.
 
-lava-nc 0.10.0 declares ``python<3.11`` and ``numpy<2``. Two things actually break:
+lava-nc 0.10.0 declares ``python<3.11`` and ``numpy<2``. Two things actually break,
+and one breaks when Lava is imported late in a process:
 
 1. ``lava/magma/compiler/var_model.py`` (import time): dataclasses such as
    ``CoreEncoder`` use a ``ByteEncoder()`` *instance* as a field default. Python
@@ -15,8 +16,14 @@ lava-nc 0.10.0 declares ``python<3.11`` and ``numpy<2``. Two things actually bre
    reshape() got an unexpected keyword argument 'newshape'``. It is rewritten
    to the ``shape=`` keyword, only when the installed numpy lacks ``newshape``.
 
+3. ``lava/magma/runtime/message_infrastructure/multiprocessing.py`` (import time)
+   calls ``mp.set_start_method('fork')``, which raises ``RuntimeError: context has
+   already been set`` when anything earlier in the process fixed the start method
+   (e.g. after training and energy analysis in ``spikeport demo``). It is rewritten
+   to set ``fork`` only when it is not already the start method.
+
 :func:`enable_lava` installs a meta-path finder that intercepts exactly these
-two modules and compiles their source with those literal replacements. Nothing
+three modules and compiles their source with those literal replacements. Nothing
 in site-packages is edited and no bytecode is written for the patched modules.
 Nothing in spikeport imports Lava until a Lava target function calls
 :func:`enable_lava`.
@@ -51,7 +58,13 @@ def _source_patches() -> dict[str, list[tuple[str, str]]]:
     import numpy as np
 
     patches = {"lava.magma.compiler.var_model": [("@dataclass\nclass ByteEncoder:",
-                                                  "@dataclass(frozen=True)\nclass ByteEncoder:")]}
+                                                  "@dataclass(frozen=True)\nclass ByteEncoder:")],
+               # Lava sets the start method at import, which raises "context has already been set" once
+               # anything in the process (a DataLoader, joblib, ...) has fixed it; fork is what it needs.
+               "lava.magma.runtime.message_infrastructure.multiprocessing": [
+                   ("    mp.set_start_method('fork')",
+                    "    if mp.get_start_method(allow_none=True) != 'fork':\n"
+                    "        mp.set_start_method('fork', force=True)")]}
     if "newshape" not in inspect.signature(np.reshape).parameters:
         patches["lava.magma.core.process.ports.ports"] = [("ft.partial(np.reshape, newshape=",
                                                            "ft.partial(np.reshape, shape=")]
@@ -145,12 +158,19 @@ def enable_lava() -> ModuleType:
                               f"`{LAVA_INSTALL_HINT}`")
         _install_finder()
         captured = io.StringIO()
+        # lava-dl's slayer builds CUDA extensions lazily; on a CPU-only torch, importing it makes
+        # torch.utils.cpp_extension warn "No CUDA runtime is found" on stderr: not our user's concern.
+        ext_log = logging.getLogger("torch.utils.cpp_extension")
+        old_level = ext_log.level
+        ext_log.setLevel(logging.ERROR)
         try:
             with contextlib.redirect_stdout(captured):
                 import lava.lib.dl.netx as netx
         except Exception as e:  # noqa: BLE001 - any import failure is reported the same way
             raise ExportError(f"lava-dl failed to import ({type(e).__name__}: {e}); reinstall it with "
                               f"`{LAVA_INSTALL_HINT}`") from e
+        finally:
+            ext_log.setLevel(old_level)
         if captured.getvalue().strip():
             _LOG.debug("lava import output: %s", captured.getvalue().strip())
         _check_reshape_port()

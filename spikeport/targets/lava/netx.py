@@ -37,12 +37,16 @@ import numpy as np
 
 from spikeport import __version__
 from spikeport._io import atomic_path
-from spikeport.errors import DataError, ExportError, GraphError
+from spikeport._hdf5_guard import check_hdf5_readable
+from spikeport.errors import DataError, ExportError, GraphError, SpikeportError
 from spikeport.targets.lava.network import LoihiLayer, LoihiNetwork
 
 __all__ = ["write_netx", "read_netx", "netx_datasets"]
 
 _NEURON_KINDS = ("CUBA", "LOIHI")
+# what h5py/numpy raise while reading a corrupt file (libhdf5 errors surface as OSError/KeyError/RuntimeError)
+_H5_ERRORS = (OSError, KeyError, RuntimeError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+              UnicodeError, MemoryError, SystemError)
 _UNSUPPORTED_KEYS = {"delay": "axonal delays", "weight_rec": "recurrent weights", "weight/real": "complex weights"}
 
 
@@ -265,50 +269,78 @@ def _read_layer(grp: _Group, kind: str) -> LoihiLayer:
                       scale=None if scale is None else float(scale), name=name, **kw)
 
 
+def _read_layers(f: h5py.File, p: Path, where: list[str]) -> tuple[tuple[int, ...] | None, list[LoihiLayer]]:
+    """The input shape (``None`` when layer 0 is not an input layer) and the layers of an open netx file.
+
+    ``where[0]`` is kept at the HDF5 group being read so that the caller can name it.
+    """
+    if "layer" not in f or not isinstance(f["layer"], h5py.Group):
+        raise DataError(f"{p}: missing group /layer; not a lava-dl netx network")
+    where[0] = "/layer"
+    keys = list(f["layer"].keys())
+    if sorted(keys, key=lambda k: (len(k), k)) != [str(i) for i in range(len(keys))] or not keys:
+        raise DataError(f"{p}: /layer must hold groups 0..n-1, found {sorted(keys)[:8]}")
+    input_shape: tuple[int, ...] | None = None
+    layers: list[LoihiLayer] = []
+    for i in range(len(keys)):
+        where[0] = f"/layer/{i}"
+        grp = _Group(p, f["layer"]).sub(str(i))
+        kind = grp.text("type")
+        if kind == "input":
+            if i != 0:
+                raise grp.fail("an input layer is only allowed as layer 0")
+            if grp.has("neuron"):
+                raise grp.fail("an input layer with neurons is not supported (netx feeds it through its bias "
+                               "only); export the input as spikes to the first layer")
+            input_shape = tuple(int(s) for s in grp.ints("shape").reshape(-1))
+            continue
+        if kind not in ("dense", "conv", "flatten"):
+            raise grp.fail(f"layer type '{kind}' is not supported (expected input, dense, conv or flatten)")
+        try:
+            layers.append(_read_layer(grp, kind))
+        except GraphError as e:
+            raise grp.fail(str(e)) from e
+    return input_shape, layers
+
+
 def read_netx(path: str | os.PathLike) -> LoihiNetwork:
     """Read a netx HDF5 file back into a :class:`LoihiNetwork`.
 
     Reads files written by :func:`write_netx` and slayer-exported CUBA networks
     made of input/dense/conv/flatten layers. Legacy neuron keys (``wgtExp``,
     ``theta``, ``tauRho``, ``scaleRho``) are ignored, as netx ignores them.
+    The file is first probed in a forked child
+    (:func:`spikeport._hdf5_guard.check_hdf5_readable`) because libhdf5 can
+    segfault on corrupt files.
 
     Raises:
         DataError: one line naming the file and HDF5 group, when the file is
-            missing, not HDF5, lacks ``/layer``, has a bad dtype or value, or uses
-            a layer/neuron kind this target does not support.
+            missing, not HDF5, corrupt (h5py errors or a libhdf5 crash), lacks
+            ``/layer``, has a bad dtype or value, or uses a layer/neuron kind
+            this target does not support.
     """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such netx file")
+    check_hdf5_readable(p, "netx", _read_netx_file)
+    return _read_netx_file(p)
+
+
+def _read_netx_file(p: Path) -> LoihiNetwork:
+    """:func:`read_netx` without the existence check and the crash guard."""
     try:
         f = h5py.File(p, "r")
     except OSError as e:
         raise DataError(f"{p}: not an HDF5 file ({e}); expected a lava-dl netx network (.net)") from e
-    with f:
-        if "layer" not in f or not isinstance(f["layer"], h5py.Group):
-            raise DataError(f"{p}: missing group /layer; not a lava-dl netx network")
-        keys = list(f["layer"].keys())
-        if sorted(keys, key=lambda k: (len(k), k)) != [str(i) for i in range(len(keys))] or not keys:
-            raise DataError(f"{p}: /layer must hold groups 0..n-1, found {sorted(keys)[:8]}")
-        input_shape: tuple[int, ...] | None = None
-        layers: list[LoihiLayer] = []
-        for i in range(len(keys)):
-            grp = _Group(p, f["layer"]).sub(str(i))
-            kind = grp.text("type")
-            if kind == "input":
-                if i != 0:
-                    raise grp.fail("an input layer is only allowed as layer 0")
-                if grp.has("neuron"):
-                    raise grp.fail("an input layer with neurons is not supported (netx feeds it through its bias "
-                                   "only); export the input as spikes to the first layer")
-                input_shape = tuple(int(s) for s in grp.ints("shape").reshape(-1))
-                continue
-            if kind not in ("dense", "conv", "flatten"):
-                raise grp.fail(f"layer type '{kind}' is not supported (expected input, dense, conv or flatten)")
-            try:
-                layers.append(_read_layer(grp, kind))
-            except GraphError as e:
-                raise grp.fail(str(e)) from e
+    where = ["/"]  # the group being read, for the error message
+    try:
+        with f:
+            input_shape, layers = _read_layers(f, p, where)
+    except SpikeportError:
+        raise
+    except _H5_ERRORS as e:  # h5py/numpy errors on a corrupt file (bad heap, truncated dataset, odd dtype)
+        raise DataError(f"{p}: {where[0]}: corrupt or unreadable netx file ({type(e).__name__}: {e}); "
+                        "re-export the network") from None
     if input_shape is None:
         first = next((layer for layer in layers if layer.has_neurons), None)
         if first is None or first.kind != "dense":

@@ -1,0 +1,264 @@
+"""IR -> Loihi lowering: digits models on Lava (bit-exact vs the reference), refusals, CLI export/verify."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from spikeport.cli import main
+from spikeport.converter import SpikeGraph, ir
+from spikeport.data.digits import load_digits_arrays
+from spikeport.errors import DataError, ExportError, UnsupportedNodeError
+from spikeport.models import create_model
+from spikeport.models import layers as L
+from spikeport.models.neurons import modules as N
+from spikeport.targets.export import open_exported
+from spikeport.targets.lava import (LoihiRunner, loihi_summary, lower_deployment, lower_graph, read_deployment,
+                                    readout_path, run_reference, simulate_float, spike_agreement, write_deployment)
+from spikeport.targets.lava import _compat
+from spikeport.targets.nir import to_graph
+from spikeport.targets.reference import TorchRunner
+from spikeport.targets.verify import compare
+
+T = 4
+
+
+@pytest.fixture(scope="module")
+def netx():
+    pytest.importorskip("lava")
+    if not _compat.lava_available():
+        pytest.skip("lava-nc / lava-dl not installed")
+    return _compat.enable_lava()
+
+
+def _digits(train: bool, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = load_digits_arrays(train)
+    x, y = torch.from_numpy(x[:n]), torch.from_numpy(y[:n])
+    return x.unsqueeze(0).expand(T, *x.shape).contiguous(), y  # direct encoding [T, B, 1, 8, 8]
+
+
+def _train(name: str, epochs: int = 2, seed: int = 0, **kw) -> nn.Module:
+    """Zoo model ``name`` (seeded init) after a few epochs of BPTT on digits (1-3 s per epoch on 2 cores)."""
+    torch.manual_seed(seed)
+    model = create_model(name, **kw)
+    x, y = load_digits_arrays(True)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), 128):
+            idx = perm[i:i + 128]
+            xb = x[idx].unsqueeze(0).expand(T, *x[idx].shape)
+            loss = nn.functional.cross_entropy(model(xb).mean(0), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    """spiking_cnn_digits with max pooling (after the last neuron: host readout), trained 2 epochs."""
+    return _train("spiking_cnn_digits", pool="max")
+
+
+def _strided_model() -> nn.Module:
+    """Strided convs, PLIF / IF / non-decay-input LIF, flatten, dense spiking layer, linear readout.
+
+    Seeded weights; BatchNorm calibrated on digits and the later weights scaled x3 so every layer fires.
+    """
+    torch.manual_seed(1)
+    m = nn.Sequential(
+        L.Conv2d(1, 8, 3, stride=2, padding=1), L.BatchNorm2d(8), N.PLIF(init_tau=3.0),
+        L.Conv2d(8, 12, 3, stride=2, padding=1, bias=False), N.IF(v_threshold=0.8),
+        L.Flatten(), L.Linear(48, 20), N.LIF(tau=2.5, decay_input=False), L.Linear(20, 10))
+    m[1].momentum = None
+    m[1].reset_running_stats()
+    with torch.no_grad():
+        m.train()(_digits(True, 200)[0])
+        m[3].weight.mul_(3.0)
+        m[6].weight.mul_(3.0)
+    return m.eval()
+
+
+def _lava_vs_reference(dep, path, x):
+    from spikeport.targets.lava.runner import run_lava
+
+    k = dep.encode_input(x)
+    got = run_lava(path, k.numpy(), net=dep.network, input_message_bits=dep.input_message_bits)
+    ref = run_reference(dep.network, k, lava_delay=False, input_message_bits=dep.input_message_bits)
+    assert set(got) == set(ref) == set(dep.network.neuron_layers)
+    for i in ref:
+        assert np.array_equal(got[i], ref[i].numpy()), f"layer {i}: {(got[i] != ref[i].numpy()).mean():.4f} differ"
+    assert all(int(r.sum()) > 0 for r in ref.values())  # every layer fires: the comparison is not vacuous
+    return ref
+
+
+# ---------------------------------------------------------------- (a) the digits CNN
+def test_cnn_lowering_structure_and_exact_input(cnn):
+    dep = lower_deployment(to_graph(cnn))
+    net = dep.network
+    assert [(layer.kind, layer.name) for layer in net.layers] == [("conv", "features.2"), ("conv", "features.5")]
+    assert dep.synapses == ("features.0", "features.3")  # BatchNorm folded into the convs
+    assert [n.op for n in dep.readout.nodes().values()] == ["Input", "MaxPool", "Flatten", "Linear", "Output"]
+    assert (dep.input_scale, dep.input_message_bits) == (16, 5)
+    # LIF tau=2, decay_input: v_decay 1/2, input gain 1/2 folded into the weights; no current state
+    assert all((layer.i_decay, layer.v_decay) == (4096, 2048) for layer in net.layers)
+    x, _ = _digits(False, 16)
+    k = dep.encode_input(x)
+    assert torch.equal(k.double() / 16, x.double())  # k/16 pixels: the graded encoding is exact
+    assert int(k.max()) == 16 and lower_graph(to_graph(cnn)).input_shape == (1, 8, 8)
+    s = loihi_summary(dep)
+    assert (s["neurons"], s["synapses"], s["est_cores"]) == (16 * 64 + 32 * 64, 7744 + 247808, 2)
+    assert s["fits_one_chip"] and not any(r["current_may_wrap"] for r in s["layers"])
+    with pytest.raises(DataError, match="graded spikes carry integers in \\[0, 31\\]"):
+        dep.encode_input(-x)
+
+
+def test_cnn_float_vs_quantized(cnn, tmp_path):
+    path, _ = write_deployment(lower_deployment(to_graph(cnn)), tmp_path / "cnn.net")
+    x, y = _digits(False, 200)
+    c = compare(TorchRunner(cnn), LoihiRunner(path), [(x, y)])
+    agree = {layer.name: layer.agreement for layer in c.layers}
+    # measured (2 epochs, seed 0): features.2 99.95%, features.5 99.92%; accuracy float 0.895, Loihi 0.900,
+    # predictions agree 197/200
+    assert min(agree.values()) > 0.97, agree
+    assert c.verdict == "quantized" and c.ok and c.prediction_agreement >= 0.95
+    assert abs(c.ref_accuracy - c.target_accuracy) <= 0.03 and c.target_accuracy > 0.8
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_cnn_digits_lava_equals_reference(netx, cnn, tmp_path):
+    dep = lower_deployment(to_graph(cnn))
+    path, side = write_deployment(dep, tmp_path / "cnn.net")
+    x, _ = _digits(False, 6)
+    ref = _lava_vs_reference(dep, path, x)
+    # the float model (float64 chain of the same layers) vs the integer network, on the same inputs
+    agree = spike_agreement(simulate_float(dep.float_layers, dep.encode_input(x)), ref)
+    assert min(agree.values()) > 0.97, agree
+    back = read_deployment(path)
+    assert back.layer_names == ["features.2", "features.5"] and back.readout.to_dict() == dep.readout.to_dict()
+
+
+# ---------------------------------------------------------------- (b) MLP and strided conv
+@pytest.mark.lava
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [lambda: _train("spiking_mlp_digits", epochs=1), _strided_model])
+def test_mlp_and_strided_conv_lava_equals_reference(netx, tmp_path, make):
+    model = make()
+    dep = lower_deployment(to_graph(model, (1, 8, 8)), input_bits=6)  # 6-bit graded input: x in [0, 63/16]
+    path, _ = write_deployment(dep, tmp_path / "m.net")
+    x, _ = _digits(False, 5)
+    if not isinstance(model, nn.Sequential):
+        assert [layer.kind for layer in dep.network.layers] == ["flatten", "dense", "dense"]
+        _lava_vs_reference(dep, path, x)
+        return
+    assert [layer.kind for layer in dep.network.layers] == ["conv", "conv", "flatten", "dense"]
+    assert dep.network.layers[0].shape == (8, 4, 4) and dep.network.layers[1].shape == (12, 2, 2)
+    assert [n.op for n in dep.readout.nodes().values()] == ["Input", "Linear", "Output"]
+    assert dep.input_message_bits == 6
+    _lava_vs_reference(dep, path, x * 2)  # pushes the random-weight layers to fire
+
+
+# ---------------------------------------------------------------- (c) refusals
+def test_refusal_lists_every_blocking_node_of_seed_models():
+    with pytest.raises(UnsupportedNodeError) as info:
+        lower_graph(to_graph(create_model("tssnn_digits")))
+    msg = str(info.value)
+    assert "\n" not in msg and "6 blocking node(s)" in msg
+    for name in ("stages.0.0.pre1", "stages.0.0.pre2", "stages.1.0.pre1", "stages.1.0.pre2", "'add'", "'add_1'"):
+        assert name in msg, name
+    assert "non-causal temporal shift" in msg and "residual addition" in msg
+    with pytest.raises(UnsupportedNodeError) as info:
+        lower_graph(to_graph(create_model("staa_digits")))
+    msg = str(info.value)
+    for name in ("stages.0.0.act2.pe", "stages.0.0.act2.gc", "stages.0.0.act2.sa", "stages.1.0.act2.gc"):
+        assert name in msg, name
+    assert "stages.1.0.act2.sa" not in msg  # after the last spiking layer: runs on the host
+    with pytest.raises(UnsupportedNodeError, match="'stem.2.fsta'.*FSTA attention"):
+        lower_graph(to_graph(create_model("fsta_digits")))
+
+
+def test_refusal_maxpool_inside_reset_and_per_channel():
+    g = SpikeGraph("bad")
+    g.add(ir.Input("input", shape=(1, 8, 8)))
+    g.add(ir.Conv2d("c1", weight=np.ones((4, 1, 3, 3)) * 0.1, padding=1), ["input"])
+    g.add(ir.LIF("n1", tau=2.0, v_reset=None), ["c1"])                       # soft reset
+    g.add(ir.MaxPool("pool", kernel_size=2, stride=2), ["n1"])                # pooling inside the network
+    g.add(ir.Conv2d("c2", weight=np.ones((4, 4, 3, 3)) * 0.1, padding=1), ["pool"])
+    g.add(ir.IF("n2", v_reset=-0.5), ["c2"])                                 # v_reset != 0
+    g.add(ir.Flatten("flat"), ["n2"])
+    g.add(ir.Linear("fc", weight=np.ones((3, 64)) * 0.1), ["flat"])
+    g.add(ir.LIF("n3", tau=np.array([2.0, 3.0, 4.0])), ["fc"])              # per-neuron tau
+    g.add(ir.Output("output"), ["n3"])
+    with pytest.raises(UnsupportedNodeError) as info:
+        lower_graph(g)
+    msg = str(info.value)
+    assert "\n" not in msg and "4 blocking node(s)" in msg
+    assert "'n1' (LIF): LIF: soft reset" in msg and "'pool' (MaxPool): max pooling inside the network" in msg
+    assert "'n2' (IF): IF: Lava's LIF resets to 0" in msg and "'n3' (LIF): per-channel tau" in msg
+    with pytest.raises(ExportError, match="input_scale must be an int >= 0"):
+        lower_graph(g, input_scale=-1)
+
+
+# ---------------------------------------------------------------- (d) CLI export + verify, atomicity
+@pytest.mark.lava
+@pytest.mark.slow
+def test_cli_export_and_verify(netx, cnn, tmp_path, capsys):
+    from spikeport.checkpoint import CheckpointInfo, save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "ck" / "cnn.pt", cnn,
+                           CheckpointInfo("spiking_cnn_digits", {"pool": "max"}, T, (1, 8, 8), "direct", "digits"))
+    out = tmp_path / "x.net"
+    assert main(["export", str(ckpt), "--target", "lava", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "check vs torch: quantized:" in text and "x.net.loihi.json" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "x.net", "x.net.loihi.json", "x.net.summary.json",
+                                                          "x.net.summary.md"]
+    doc = json.loads((tmp_path / "x.net.summary.json").read_text())
+    assert doc["deployability"]["lava"]["ok"] and doc["check"]["verdict"] == "quantized"
+    assert min(layer["agreement"] for layer in doc["check"]["layers"]) > 0.95
+    assert doc["loihi"]["est_cores"] == 2 and doc["loihi"]["input"]["message_bits"] == 5
+    assert doc["lava_check"]["spikes_identical"] and doc["lava_check"]["samples"] == 4
+    assert "## Loihi 2 deployment" in (tmp_path / "x.net.summary.md").read_text()
+    assert main(["verify", str(ckpt), str(out), "--samples", "24"]) == 0  # the checkpoint's digits test split
+    text = capsys.readouterr().out
+    assert "loihi-reference" in text and "features.2" in text and "features.5" in text
+    assert "accuracy: reference" in text and "verdict: quantized" in text
+
+
+def test_cli_export_refusal_and_failures_leave_nothing(tmp_path, capsys, monkeypatch):
+    assert main(["export", "resnet_digits", "--target", "lava", "--out", str(tmp_path / "r.net")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'add', 'add_1' (Add): residual addition" in err
+    assert list(tmp_path.iterdir()) == []
+
+    import spikeport.targets.lava.lower as lower_mod
+
+    def boom(dep):
+        raise ExportError("simulated failure after the netx file was written")
+
+    monkeypatch.setattr(lower_mod, "loihi_summary", boom)
+    assert main(["export", "spiking_mlp_digits", "--target", "lava", "--out", str(tmp_path / "m.net")]) == 2
+    assert "simulated failure" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_open_exported_net_needs_its_readout(tmp_path):
+    dep = lower_deployment(to_graph(create_model("spiking_mlp_digits")))
+    path, side = write_deployment(dep, tmp_path / "m.net")
+    runner = open_exported(path)
+    assert isinstance(runner, LoihiRunner) and runner.layers == ["features.2", "features.4"]
+    x, _ = _digits(False, 3)
+    res = runner.run(x)
+    assert res.logits.shape == (T, 3, 10) and set(res.spikes) == {"features.2", "features.4"}
+    side.unlink()
+    with pytest.raises(DataError, match="missing m.net.loihi.json"):
+        open_exported(path)
+    assert readout_path(path) == side
