@@ -87,8 +87,25 @@ class _ConvBase(IRNode):
         return int(np.prod(w.shape[1:]))
 
 
+class _ForwardConv(_ConvBase):
+    """Checks of the forward convolutions, weight ``(C_out, C_in / groups, *kernel)``."""
+
+    weight: np.ndarray
+    groups: int
+
+    def _check(self) -> None:
+        super()._check()
+        _check_bias(self, self.weight.shape[0])
+        if self.weight.shape[0] % self.groups:
+            raise self._fail("groups", f"{self.groups} does not divide out channels {self.weight.shape[0]}")
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.weight.shape[1] * self.groups)
+
+
 @dataclass(frozen=True, eq=False, repr=False)
-class Conv1d(_ConvBase):
+class Conv1d(_ForwardConv):
     """1-D convolution over per-timestep ``(C, L)``.
 
     Args:
@@ -108,16 +125,6 @@ class Conv1d(_ConvBase):
     nd = 1
     param_fields = ("weight", "bias")
 
-    def _check(self) -> None:
-        super()._check()
-        _check_bias(self, self.weight.shape[0])
-        if self.weight.shape[0] % self.groups:
-            raise self._fail("groups", f"{self.groups} does not divide out channels {self.weight.shape[0]}")
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.weight.shape[1] * self.groups)
-
     def _out_shape(self, in_shapes: list[Shape]) -> Shape:
         s = in_shapes[0]
         if len(s) != 2 or s[0] != self.in_channels:
@@ -129,7 +136,7 @@ class Conv1d(_ConvBase):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Conv2d(_ConvBase):
+class Conv2d(_ForwardConv):
     """2-D convolution over per-timestep ``(C, H, W)``.
 
     Args:
@@ -148,16 +155,6 @@ class Conv2d(_ConvBase):
     family = "synapse"
     nd = 2
     param_fields = ("weight", "bias")
-
-    def _check(self) -> None:
-        super()._check()
-        _check_bias(self, self.weight.shape[0])
-        if self.weight.shape[0] % self.groups:
-            raise self._fail("groups", f"{self.groups} does not divide out channels {self.weight.shape[0]}")
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.weight.shape[1] * self.groups)
 
     @property
     def out_channels(self) -> int:
