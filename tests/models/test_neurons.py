@@ -128,6 +128,20 @@ def test_surrogate_grad_at_zero_and_unit_integral(name):
     assert float(integral) == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.parametrize("k", [1.0, 3.0])
+def test_tanh_clip_is_fsta_official_surrogate(k):
+    # FSTA-SNN's surrogate: d/du [tanh(k(clip(u,0,1) - 0.5)) + tanh(k/2)] / (2 tanh(k/2)), fire at u = 0.5
+    u = torch.tensor([-0.3, 0.0001, 0.2, 0.5, 0.73, 0.9999, 1.4], dtype=torch.float64, requires_grad=True)
+    g = (torch.tanh(k * (u.clamp(0, 1) - 0.5)) + math.tanh(k / 2)) / (2 * math.tanh(k / 2))
+    (want,) = torch.autograd.grad(g.sum(), u)
+    x = (u.detach() - 0.5).requires_grad_(True)
+    heaviside(x, "tanh_clip", k).sum().backward()
+    assert torch.allclose(x.grad, want, atol=1e-12)
+    assert float(x.grad[0]) == 0.0 and float(x.grad[-1]) == 0.0
+    grid = torch.linspace(-1, 1, 200001, dtype=torch.float64)
+    assert float(torch.trapezoid(Surrogate("tanh_clip", k).grad(grid), grid)) == pytest.approx(1.0, abs=1e-4)
+
+
 def test_surrogate_forward_is_exact_step():
     x = torch.tensor([-1e-6, 0.0, 1e-6])
     for name in SURROGATES.names():

@@ -11,7 +11,12 @@ name           :math:`g'(x)`                                               defau
 ``atan``       :math:`\frac{\alpha}{2}\,/\,(1 + (\frac{\pi}{2}\alpha x)^2)`  alpha=2
 ``triangle``   :math:`\max(0,\ \alpha - \alpha^2 |x|)`                      alpha=1
 ``rectangle``  :math:`\alpha\,1[|x| < 1/(2\alpha)]`                         alpha=1
+``tanh_clip``  :math:`\frac{k(1-\tanh^2(kx))}{2\tanh(k/2)}\,1[|x| < 1/2]`   k=1
 =============  ==========================================================  =========
+
+``tanh_clip`` is FSTA-SNN's official surrogate: the derivative of
+:math:`[\tanh(k(\mathrm{clip}(u, 0, 1) - 1/2)) + \tanh(k/2)] / (2\tanh(k/2))` for a
+neuron that fires at :math:`u = 1/2`, written in ``x = u - 1/2`` (``alpha`` is ``k``).
 
 Each surrogate integrates to 1 over the real line. Surrogates are frozen
 dataclasses (no module instances as default arguments).
@@ -48,10 +53,16 @@ def _rectangle(x: torch.Tensor, a: float) -> torch.Tensor:
     return a * (x.abs() < 0.5 / a).to(x.dtype)
 
 
+def _tanh_clip(x: torch.Tensor, a: float) -> torch.Tensor:
+    t = torch.tanh(a * x)
+    return (a / (2.0 * math.tanh(a / 2.0))) * (1.0 - t * t) * (x.abs() < 0.5).to(x.dtype)
+
+
 SURROGATES: Registry = Registry("surrogate")
-for _name, _fn in (("sigmoid", _sigmoid), ("atan", _atan), ("triangle", _triangle), ("rectangle", _rectangle)):
+for _name, _fn in (("sigmoid", _sigmoid), ("atan", _atan), ("triangle", _triangle), ("rectangle", _rectangle),
+                   ("tanh_clip", _tanh_clip)):
     SURROGATES.register(_fn, name=_name)
-_DEFAULT_ALPHA = {"sigmoid": 4.0, "atan": 2.0, "triangle": 1.0, "rectangle": 1.0}
+_DEFAULT_ALPHA = {"sigmoid": 4.0, "atan": 2.0, "triangle": 1.0, "rectangle": 1.0, "tanh_clip": 1.0}
 
 
 def surrogate_grad(name: str, x: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -55,10 +55,10 @@ __all__ = ["dct_basis_2d", "FSTA", "FSTALIF", "fsta_lif", "FSTA_LIF_KW"]
 
 # The official repo's LIF, expressed with our LIF module:
 #   u = u - u/tau + y = 0.25 u + y  (tau = 4/3, decay_input=False), fire when u > 0.5 (v_th=1, level 0.5),
-#   hard reset to 0. Surrogate: the official one is d/du of [tanh(k(clip(u,0,1)-0.5)) + tanh(k/2)]/(2 tanh(k/2))
-#   with k=1 (0.85..1.08 on (0, 1), 0 outside); the closest built-in is the rectangle of width 1 (1 on (0, 1)).
+#   hard reset to 0. Surrogate: the official one, d/du of [tanh(k(clip(u,0,1)-0.5)) + tanh(k/2)]/(2 tanh(k/2))
+#   with k=1 (0.85..1.08 on (0, 1), 0 outside) = our ``tanh_clip`` surrogate with alpha=k=1.
 FSTA_LIF_KW: dict[str, Any] = {"tau": 4.0 / 3.0, "decay_input": False, "v_threshold": 0.5, "v_reset": 0.0,
-                               "surrogate": "rectangle", "alpha": 1.0}
+                               "surrogate": "tanh_clip", "alpha": 1.0}
 
 _DCT_SIZES = {49: 7, 9: 3}
 
