@@ -2,7 +2,8 @@
 
 * :mod:`spikeport.converter.ir`: frozen IR node types (one module per family).
 * :class:`SpikeGraph`: the graph (networkx), validation, JSON/GraphML I/O.
-* :func:`trace`: torch.fx tracing with registrable module handlers.
+* :func:`trace`: torch.fx tracing; modules are recognised by the op registry (:mod:`spikeport.ops`) and
+  user handlers.
 * :mod:`spikeport.converter.passes`: shape propagation, BN folding, dead-node removal, constant folding.
 * :func:`lower`: the reference executor (``torch.nn.Module``).
 * :mod:`spikeport.converter.nir_io`: NIR export/import (imported lazily; needs the ``nir`` package).
@@ -10,8 +11,7 @@
 
 from spikeport.converter.graph import Edge, SpikeGraph
 from spikeport.converter.lower import LoweredModule, lower
-from spikeport.converter.tracer import HANDLERS, register_handler, resolve_handler, trace, unregister_handler
-from spikeport.converter import handlers as _handlers  # noqa: E402,F401,I001  (fills HANDLERS with the built-ins)
+from spikeport.converter.tracer import register_handler, resolve_handler, trace, unregister_handler
 
-__all__ = ["SpikeGraph", "Edge", "trace", "register_handler", "unregister_handler", "resolve_handler", "HANDLERS",
+__all__ = ["SpikeGraph", "Edge", "trace", "register_handler", "unregister_handler", "resolve_handler",
            "lower", "LoweredModule"]

@@ -5,7 +5,7 @@
 * ``forward(x)`` takes ``[T, B, *input_shape]`` (one tensor per graph input) and
   returns the Output node values (a tensor, or a tuple for several outputs);
   for a graph traced from a model the result is bit-identical to the model's
-  own forward (see :mod:`spikeport.converter.lower_ops`);
+  own forward (each op's executor module is declared in its op spec, :mod:`spikeport.ops`);
 * has one registered submodule per IR node, so forward hooks can record by node
   name: :meth:`LoweredModule.node_module` / :meth:`LoweredModule.named_node_modules`
   (hooked modules see ``[T, B, ...]`` tensors in both execution modes);
@@ -23,7 +23,7 @@ from torch import nn
 
 from spikeport.converter.graph import SpikeGraph
 from spikeport.converter.ir import Input, IRNode
-from spikeport.converter.lower_ops import StateSlot, lower_node
+from spikeport.ops._torch import StateSlot
 from spikeport.errors import DataError, GraphError, SpikeportError
 
 __all__ = ["LoweredModule", "lower"]
@@ -35,6 +35,13 @@ def lower(graph: SpikeGraph, device: str | torch.device | None = None) -> "Lower
     """Validate ``graph`` and build its executor (in eval mode) on ``device``."""
     m = LoweredModule(graph)
     return m.to(device) if device is not None else m
+
+
+def _execute(node: IRNode, in_shapes: list[tuple[int, ...]]) -> nn.Module:
+    """The executor module of ``node``, built by its op spec."""
+    from spikeport.ops import spec_of
+
+    return spec_of(node).execute(node, in_shapes)
 
 
 class LoweredModule(nn.Module):
@@ -64,7 +71,7 @@ class LoweredModule(nn.Module):
         used: set[str] = set()
         for name in self._order:
             node = self._nodes[name]
-            mod = lower_node(node, [self._shapes[e.src] for e in self._edges[name]])
+            mod = _execute(node, [self._shapes[e.src] for e in self._edges[name]])
             mod.ir_name, mod.ir_node = name, node
             key = base = name.replace(".", "_") or "_"
             k = 1

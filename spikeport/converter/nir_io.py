@@ -55,21 +55,12 @@ from spikeport._io import atomic_path
 from spikeport.converter import ir
 from spikeport.converter.graph import SpikeGraph
 from spikeport.errors import ExportError, GraphError, UnsupportedNodeError
+from spikeport.ops import NirContext, NirMapping, Refusal, Refused, all_specs, find_spec
+from spikeport.ops import _nir
 
-__all__ = ["DEFAULT_DT", "to_nir", "write_nir", "from_nir", "read_nir", "load_nir_model", "IMPORTABLE_TYPES"]
+__all__ = ["DEFAULT_DT", "to_nir", "write_nir", "from_nir", "read_nir", "load_nir_model", "importable_types"]
 
 DEFAULT_DT = 1e-4
-IMPORTABLE_TYPES = ("Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten",
-                    "Scale", "Threshold", "IF", "LIF", "CubaLIF", "NIRGraph")
-_RTOL = 1e-9
-
-
-def _nir() -> Any:
-    try:
-        import nir
-    except ModuleNotFoundError as e:  # pragma: no cover - nir is a dependency
-        raise ExportError("the 'nir' package is not installed; pip install nir") from e
-    return nir
 
 
 def _check_dt(dt: float) -> float:
@@ -78,110 +69,22 @@ def _check_dt(dt: float) -> float:
     return float(dt)
 
 
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=_RTOL, abs_tol=1e-12)
-
-
-def _decode(y: float, inverse: Callable[[float], float], forward: Callable[[float], float]) -> float:
-    """The shortest-repr float x near ``inverse(y)`` with ``forward(x) == y`` (else ``inverse(y)``)."""
-    x0 = inverse(y)
-    cands, lo, hi = [x0], x0, x0
-    for _ in range(4):
-        lo, hi = math.nextafter(lo, -math.inf), math.nextafter(hi, math.inf)
-        cands += [lo, hi]
-    ok = [c for c in cands if math.isfinite(c) and forward(c) == y]
-    return min(ok, key=lambda c: (len(repr(c)), abs(c - x0))) if ok else x0
-
-
 # ====================================================================== export
-def _full(value: Any, shape: ir.Shape) -> np.ndarray:
-    """A parameter (float or leading-aligned array) as a float64 array of ``shape``."""
-    if isinstance(value, np.ndarray) and value.ndim > 0:
-        v = value.astype(np.float64).reshape(*value.shape, *([1] * (len(shape) - value.ndim)))
-        return np.broadcast_to(v, shape).copy()
-    return np.full(shape, float(value), dtype=np.float64)
-
-
-def _scalar(value: Any) -> float | None:
-    """``value`` as one float if it is a float or a uniform array, else None."""
-    if isinstance(value, np.ndarray):
-        flat = value.ravel()
-        return float(flat[0]) if flat.size and np.all(flat == flat[0]) else None
-    return float(value)
-
-
 def _export_node(node: ir.IRNode, g: SpikeGraph, dt: float) -> tuple[Any, str | None]:
-    """``(nir node, None)`` or ``(None, reason it is not representable)``."""
-    nir = _nir()
-    shape = g.shape(node.name)
-    ins = g.in_shapes(node.name)
-    if isinstance(node, ir.Input):
-        return nir.Input(input_type=np.array(node.shape)), None
-    if isinstance(node, ir.Output):
-        return nir.Output(output_type=np.array(shape)), None
-    if isinstance(node, ir.Linear):
-        if len(ins[0]) != 1:
-            return None, f"Linear on a rank-{len(ins[0])} per-step input (NIR Affine takes vectors)"
-        if node.bias is None:
-            return nir.Linear(weight=np.array(node.weight)), None
-        return nir.Affine(weight=np.array(node.weight), bias=np.array(node.bias)), None
-    if isinstance(node, (ir.Conv1d, ir.Conv2d)):
-        bias = np.zeros(node.weight.shape[0], node.weight.dtype) if node.bias is None else np.array(node.bias)
-        if isinstance(node, ir.Conv1d):
-            return nir.Conv1d(input_shape=int(ins[0][1]), weight=np.array(node.weight), stride=node.stride[0],
-                              padding=node.padding[0], dilation=node.dilation[0], groups=node.groups, bias=bias), None
-        return nir.Conv2d(input_shape=tuple(ins[0][1:]), weight=np.array(node.weight), stride=node.stride,
-                          padding=node.padding, dilation=node.dilation, groups=node.groups, bias=bias), None
-    if isinstance(node, ir.SumPool):
-        return nir.SumPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
-                             padding=np.array(node.padding)), None
-    if isinstance(node, ir.AdaptiveAvgPool):
-        eq = node.as_avg_pool(ins[0])
-        if eq is None:
-            return None, f"AdaptiveAvgPool from {list(ins[0][1:])} to {list(node.output_size)} is not a fixed window"
-        node = eq
-    if isinstance(node, ir.AvgPool):
-        if node.ceil_mode or node.divisor_override is not None or (any(node.padding) and not node.count_include_pad):
-            return None, "AvgPool with ceil_mode, divisor_override or count_include_pad=False"
-        return nir.AvgPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
-                             padding=np.array(node.padding)), None
-    if isinstance(node, ir.Flatten):
-        return nir.Flatten(input_type={"input": np.array(ins[0])}, start_dim=node.start_dim, end_dim=node.end_dim), None
-    if isinstance(node, ir.Scale):
-        return nir.Scale(scale=_full(node.scale, shape)), None
-    if isinstance(node, ir.Threshold):
-        return nir.Threshold(threshold=_full(node.threshold, shape)), None
-    if isinstance(node, ir.NeuronNode):
-        return _export_neuron(node, shape, dt)
-    if isinstance(node, ir.BatchNorm):
-        return None, "BatchNorm not directly after a conv/linear with no other consumer (cannot be folded)"
-    return None, f"{node.op} has no NIR primitive"
-
-
-def _export_neuron(node: ir.NeuronNode, shape: ir.Shape, dt: float) -> tuple[Any, str | None]:
-    nir = _nir()
-    if node.v_reset is None:
-        return None, "soft reset (NIR neurons reset to v_reset)"
-    vth, vr = _full(node.v_threshold, shape), _full(node.v_reset, shape)
-    if isinstance(node, ir.IF):
-        return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=vth, v_reset=vr), None
-    if isinstance(node, (ir.LIF, ir.PLIF)):
-        tau = _full(node.tau, shape) if isinstance(node, ir.LIF) else 1.0 / _full(node.inv_tau, shape)
-        r = np.ones(shape) if node.decay_input else tau.copy()
-        return nir.LIF(tau=tau * dt, r=r, v_leak=vr.copy(), v_threshold=vth, v_reset=vr), None
-    if isinstance(node, ir.DALIF):
-        a, b = _full(node.alpha, shape), _full(node.beta, shape)
-        if np.any(b >= 1.0):
-            return None, "DALIF with beta >= 1 (no leak: infinite time constant)"
-        return nir.LIF(tau=dt / (1.0 - b), r=a / (1.0 - b), v_leak=np.zeros(shape), v_threshold=vth,
-                       v_reset=vr), None
-    if isinstance(node, ir.CubaLIF):
-        di, dv = _full(node.i_decay, shape), _full(node.v_decay, shape)
-        if np.any(di <= 0) or np.any(dv <= 0):
-            return None, "CubaLIF with a zero decay (infinite NIR time constant)"
-        return nir.CubaLIF(tau_syn=dt / di, tau_mem=dt / dv, r=1.0 / dv, v_leak=np.zeros(shape), v_threshold=vth,
-                           v_reset=vr, w_in=1.0 / di), None
-    return None, f"{node.op} has no NIR neuron model"  # pragma: no cover
+    """``(nir node, None)`` or ``(None, reason it is not representable)``, from the node's op spec."""
+    spec = find_spec(type(node))
+    if spec is None:
+        return None, f"{node.op} has no op spec (register one with spikeport.ops.register_op)"
+    mapping = spec.nir
+    if isinstance(mapping, Refused):
+        return None, mapping.why(node)
+    if isinstance(mapping.export, Refused):
+        return None, mapping.export.why(node)
+    ctx = NirContext(dt, shape=g.shape(node.name), in_shapes=tuple(g.in_shapes(node.name)))
+    try:
+        return mapping.export(node, ctx), None
+    except Refusal as e:
+        return None, str(e)
 
 
 def to_nir(graph: SpikeGraph, dt: float = DEFAULT_DT, *, fold: bool = True) -> Any:
@@ -197,7 +100,7 @@ def to_nir(graph: SpikeGraph, dt: float = DEFAULT_DT, *, fold: bool = True) -> A
     """
     from spikeport.converter.passes import fold_batchnorm, fold_constants, remove_dead_nodes
 
-    nir = _nir()
+    nir = _nir.nir()
     dt = _check_dt(dt)
     g = graph.copy().validate()
     if fold:
@@ -237,7 +140,7 @@ def to_nir(graph: SpikeGraph, dt: float = DEFAULT_DT, *, fold: bool = True) -> A
 
 def write_nir(graph: SpikeGraph, path: str | os.PathLike, dt: float = DEFAULT_DT, *, fold: bool = True) -> Path:
     """Export ``graph`` with :func:`to_nir` and write it atomically to ``path`` (read back as a check)."""
-    nir = _nir()
+    nir = _nir.nir()
     ng = to_nir(graph, dt, fold=fold)
     with atomic_path(path) as tmp:
         nir.write(tmp, ng)
@@ -258,7 +161,7 @@ class _Flat:
         self._contract()
 
     def _walk(self, g: Any, prefix: str) -> None:
-        nir = _nir()
+        nir = _nir.nir()
         entry: dict[str, str] = {}
         exit_: dict[str, str] = {}
         for k, n in g.nodes.items():
@@ -290,30 +193,6 @@ class _Flat:
             del self.nodes[name]
 
 
-def _uniform_or_array(v: Any) -> Any:
-    a = np.asarray(v, dtype=np.float64)
-    s = _scalar(a)
-    return s if s is not None else a
-
-
-def _ints(v: Any, n: int) -> tuple[int, ...]:
-    a = np.asarray(v).ravel()
-    return tuple(int(x) for x in (np.repeat(a, n) if a.size == 1 else a))
-
-
-def _conv_padding(node: Any, n: int) -> tuple[int, ...]:
-    p = node.padding
-    if isinstance(p, str):
-        if p == "valid":
-            return (0,) * n
-        k, d = node.weight.shape[2:], _ints(node.dilation, n)
-        total = [d[i] * (k[i] - 1) for i in range(n)]
-        if any(t % 2 for t in total):
-            raise GraphError("NIR conv with padding='same' and an even kernel is asymmetric; not supported")
-        return tuple(t // 2 for t in total)
-    return _ints(p, n)
-
-
 def _check_finite(name: str, node: Any) -> None:
     """Refuse NaN/Inf in any numeric parameter of a NIR node (weights, bias, tau, thresholds, ...)."""
     for key, value in vars(node).items():
@@ -329,86 +208,29 @@ def _check_finite(name: str, node: Any) -> None:
                              f"of {arr.size}; re-export the model with finite parameters")
 
 
+def _importers() -> dict[str, Any]:
+    """``{NIR type name: importer}`` collected from every op spec's NIR mapping."""
+    out: dict[str, Any] = {}
+    for spec in all_specs():
+        if isinstance(spec.nir, NirMapping):
+            out.update(spec.nir.imports)
+    return out
+
+
+def importable_types() -> tuple[str, ...]:
+    """NIR node types spikeport imports (from the op registry), plus nested ``NIRGraph``."""
+    return (*sorted(_importers()), "NIRGraph")
+
+
 def _import_node(name: str, node: Any, dt: float, n_inputs: int, outputs_seen: int) -> list[ir.IRNode]:
     """IR node(s) for one NIR node; a leading Scale node is named ``<name>.gain``."""
     t = type(node).__name__
     _check_finite(name, node)
-    if t == "Input":
-        return [ir.Input(name, shape=tuple(int(d) for d in np.asarray(node.input_type["input"]).ravel()),
-                         index=n_inputs)]
-    if t == "Output":
-        return [ir.Output(name, index=outputs_seen)]
-    if t in ("Affine", "Linear"):
-        w = np.asarray(node.weight)
-        if w.ndim != 2:
-            raise GraphError(f"NIR node '{name}' ({t}): weight must be 2-D, got shape {list(w.shape)}")
-        return [ir.Linear(name, weight=w, bias=np.asarray(node.bias) if t == "Affine" else None)]
-    if t in ("Conv1d", "Conv2d"):
-        n = 1 if t == "Conv1d" else 2
-        b = np.asarray(node.bias)
-        bias = None if not np.any(b) else b
-        cls = ir.Conv1d if n == 1 else ir.Conv2d
-        return [cls(name, weight=np.asarray(node.weight), bias=bias, stride=_ints(node.stride, n),
-                    padding=_conv_padding(node, n), dilation=_ints(node.dilation, n), groups=int(node.groups))]
-    if t in ("SumPool2d", "AvgPool2d"):
-        cls = ir.SumPool if t == "SumPool2d" else ir.AvgPool
-        return [cls(name, kernel_size=_ints(node.kernel_size, 2), stride=_ints(node.stride, 2),
-                    padding=_ints(node.padding, 2))]
-    if t == "Flatten":
-        return [ir.Flatten(name, start_dim=int(node.start_dim), end_dim=int(node.end_dim))]
-    if t == "Scale":
-        return [ir.Scale(name, scale=_uniform_or_array(node.scale))]
-    if t == "Threshold":
-        return [ir.Threshold(name, threshold=_uniform_or_array(node.threshold))]
-    if t in ("IF", "LIF", "CubaLIF"):
-        return _import_neuron(name, t, node, dt)
-    raise GraphError(f"NIR node '{name}' has type '{t}', which spikeport cannot import "
-                     f"(supported: {', '.join(IMPORTABLE_TYPES)})")
-
-
-def _gain(name: str, gain: Any) -> list[ir.IRNode]:
-    s = _scalar(np.asarray(gain))
-    if s is not None and _close(s, 1.0):
-        return []
-    return [ir.Scale(f"{name}.gain", scale=s if s is not None else np.asarray(gain, dtype=np.float64))]
-
-
-def _import_neuron(name: str, t: str, node: Any, dt: float) -> list[ir.IRNode]:
-    vth, vr = _uniform_or_array(node.v_threshold), _uniform_or_array(node.v_reset)
-    scal = _scalar
-    if t == "IF":
-        return [*_gain(name, np.asarray(node.r, np.float64) * dt), ir.IF(name, v_threshold=vth, v_reset=vr)]
-    if t == "LIF":
-        tau_nir, r, v_leak = (np.asarray(x, np.float64) for x in (node.tau, node.r, node.v_leak))
-        ts = scal(tau_nir)
-        tau = _decode(ts, lambda y: y / dt, lambda x: x * dt) if ts is not None else tau_nir / dt
-        leak_is_reset = np.allclose(v_leak, np.asarray(node.v_reset, np.float64), rtol=_RTOL, atol=1e-12)
-        if leak_is_reset:
-            rs, tss = scal(r), scal(np.asarray(tau, dtype=np.float64))
-            if rs is not None and _close(rs, 1.0):
-                return [ir.LIF(name, tau=tau, decay_input=True, v_threshold=vth, v_reset=vr)]
-            if rs is not None and tss is not None and _close(rs, tss):
-                return [ir.LIF(name, tau=tau, decay_input=False, v_threshold=vth, v_reset=vr)]
-            return [*_gain(name, r), ir.LIF(name, tau=tau, decay_input=True, v_threshold=vth, v_reset=vr)]
-        if np.all(v_leak == 0):  # leak towards 0 with a non-zero reset: DA-LIF form H = beta V + alpha x
-            k = dt / tau_nir
-            return [ir.DALIF(name, alpha=_uniform_or_array(k * r), beta=_uniform_or_array(1.0 - k), v_threshold=vth,
-                             v_reset=vr)]
-        raise GraphError(f"NIR node '{name}' (LIF): v_leak must equal v_reset or be 0 to be represented "
-                         "(spikeport LIF leaks towards v_reset)")
-    # CubaLIF
-    ts_, tm_, r, w_in, v_leak = (np.asarray(x, np.float64) for x in
-                                 (node.tau_syn, node.tau_mem, node.r, node.w_in, node.v_leak))
-    if np.any(v_leak != 0):
-        raise GraphError(f"NIR node '{name}' (CubaLIF): v_leak must be 0 (spikeport CubaLIF has no leak potential)")
-    if np.any(ts_ < dt) or np.any(tm_ < dt):
-        raise GraphError(f"NIR node '{name}' (CubaLIF): tau_syn and tau_mem must be >= dt = {dt}")
-    s_syn, s_mem = scal(ts_), scal(tm_)
-    di = _decode(s_syn, lambda y: dt / y, lambda x: dt / x) if s_syn is not None else dt / ts_
-    dv = _decode(s_mem, lambda y: dt / y, lambda x: dt / x) if s_mem is not None else dt / tm_
-    gain = (np.asarray(di) * w_in) * (np.asarray(dv) * r)
-    return [*_gain(name, gain), ir.CubaLIF(name, i_decay=_uniform_or_array(di), v_decay=_uniform_or_array(dv),
-                                           v_threshold=vth, v_reset=vr)]
+    fn = _importers().get(t)
+    if fn is None:
+        raise GraphError(f"NIR node '{name}' has type '{t}', which spikeport cannot import "
+                         f"(supported: {', '.join(importable_types())})")
+    return fn(name, node, NirContext(dt, n_inputs=n_inputs, n_outputs=outputs_seen))
 
 
 def from_nir(graph: Any, dt: float = DEFAULT_DT, name: str = "nir") -> SpikeGraph:
@@ -471,7 +293,7 @@ def _back_edges(flat: _Flat) -> set[tuple[str, str]]:
     succ: dict[str, list[str]] = {n: [] for n in flat.nodes}
     for a, b in flat.edges:
         succ[a].append(b)
-    nir = _nir()
+    nir = _nir.nir()
     roots = [n for n, v in flat.nodes.items() if isinstance(v, nir.Input)] + list(flat.nodes)
     state: dict[str, int] = {}
     back: set[tuple[str, str]] = set()
@@ -516,7 +338,7 @@ def _scan_types(path: Path) -> None:
     """Name every node of an unknown type before nir.read fails on it."""
     import h5py
 
-    known = set(IMPORTABLE_TYPES) | {"LI", "CubaLI", "I", "Delay"}
+    known = set(importable_types()) | {"LI", "CubaLI", "I", "Delay"}
     bad: list[str] = []
 
     def walk(group: Any, prefix: str) -> None:
@@ -545,14 +367,14 @@ def _scan_types(path: Path) -> None:
         raise GraphError(f"{path}: corrupt or unreadable NIR file ({type(e).__name__}: {e})") from None
     if bad:
         raise GraphError(f"{path}: unknown NIR node type(s): {', '.join(bad)} "
-                         f"(supported: {', '.join(IMPORTABLE_TYPES)})")
+                         f"(supported: {', '.join(importable_types())})")
 
 
 def _read_nir_graph(p: Path) -> Any:
     """Every HDF5 access of :func:`read_nir`: the node-type scan and ``nir.read``."""
     _scan_types(p)
     try:
-        return _nir().read(p, type_check=False)
+        return _nir.nir().read(p, type_check=False)
     except Exception as e:  # nir raises assorted errors (KeyError, AssertionError, ValueError) on malformed files
         raise GraphError(f"{p}: cannot read NIR graph ({type(e).__name__}: {e})") from None
 
@@ -569,7 +391,7 @@ def read_nir(path: str | os.PathLike, dt: float = DEFAULT_DT) -> SpikeGraph:
     """
     import h5py
 
-    _nir()  # import before forking the probe
+    _nir.nir()  # import before forking the probe
     p = Path(path)
     if not p.is_file():
         raise GraphError(f"{p}: no such NIR file")

@@ -12,7 +12,7 @@ Handler lookup (documented precedence, tested):
 
 1. ``extra_handlers`` passed to :func:`trace` (this call only);
 2. handlers registered with :func:`register_handler` (process-wide, user);
-3. the built-in :data:`HANDLERS` (:mod:`spikeport.converter.handlers`).
+3. the built-in module adapters of the op registry (:mod:`spikeport.ops`).
 
 Within each table the most specific class in the module's MRO wins, so a user
 handler for ``torch.nn.Conv2d`` overrides the built-in handler for
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import operator
 from typing import Any, Callable, Iterator, Mapping, Sequence, Union
@@ -43,17 +44,14 @@ from spikeport.converter.graph import SpikeGraph
 from spikeport.converter.ir import Add, Concat, Flatten, Input, IRNode, Mul, Output, ReLU, Scale
 from spikeport.errors import GraphError
 
-__all__ = ["Handler", "HANDLERS", "register_handler", "unregister_handler", "resolve_handler", "has_handler",
-           "convert_module", "SpikeTracer", "trace"]
+__all__ = ["Handler", "register_handler", "unregister_handler", "resolve_handler", "convert_module", "SpikeTracer",
+           "trace"]
 
 log = logging.getLogger(__name__)
 
 HandlerResult = Union[IRNode, Sequence[IRNode], None]
 Handler = Callable[[nn.Module, str], HandlerResult]
 HandlerTable = Mapping[type, Union[Handler, None]]
-
-HANDLERS: dict[type, Handler | None] = {}
-"""Built-in handlers (filled by :mod:`spikeport.converter.handlers`); ``None`` = bypass."""
 
 _USER_HANDLERS: dict[type, Handler | None] = {}
 _MISSING = object()
@@ -108,19 +106,19 @@ def _lookup(table: HandlerTable, cls: type) -> Any:
 
 
 def resolve_handler(module: nn.Module, extra_handlers: HandlerTable | None = None) -> Any:
-    """The handler for ``module`` (``None`` = bypass), or the private ``_MISSING`` sentinel if there is none."""
-    _ensure_builtins()
+    """The handler for ``module`` (``None`` = bypass), or the private ``_MISSING`` sentinel if there is none.
+
+    Built-in handlers are the op registry's module adapters (:func:`spikeport.ops.module_adapter`).
+    """
+    from spikeport.ops import module_adapter
+
     cls = type(module)
-    for table in (extra_handlers if extra_handlers is not None else _ACTIVE_EXTRA.get(), _USER_HANDLERS, HANDLERS):
+    for table in (extra_handlers if extra_handlers is not None else _ACTIVE_EXTRA.get(), _USER_HANDLERS):
         h = _lookup(table, cls)
         if h is not _MISSING:
             return h
-    return _MISSING
-
-
-def has_handler(module: nn.Module) -> bool:
-    """Whether ``module`` has a handler (a bypass counts) in the active lookup."""
-    return resolve_handler(module) is not _MISSING
+    adapter = module_adapter(cls)
+    return _MISSING if adapter is dataclasses.MISSING else adapter
 
 
 def convert_module(module: nn.Module, name: str) -> list[IRNode]:
@@ -163,11 +161,6 @@ def _unknown_module(module: nn.Module, name: str) -> GraphError:
         f"unknown module '{name or '<root>'}' of type {_qualname(cls)}: no converter handler is registered for it. "
         f"Register one with @spikeport.converter.register_handler({cls.__name__}) returning an IR node (or None to "
         f"bypass it as the identity), or pass extra_handlers={{{cls.__name__}: handler_or_None}} to trace()")
-
-
-def _ensure_builtins() -> None:
-    if not HANDLERS:
-        import spikeport.converter.handlers  # noqa: F401  (fills HANDLERS)
 
 
 # ---------------------------------------------------------------- fx tracer

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from spikeport.energy.record import CustomRecord, NeuronRecord, Recording, SynapseRecord
+from spikeport.energy.record import CustomRecord, NeuronRecord, Recording, SynapseRecord, UnmeasuredRecord
 from spikeport.errors import ConfigError
 
 __all__ = ["OpCounts", "count_ops", "neurobench_ops", "OP_COLUMNS", "HELPER_COLUMNS", "GENERAL_NOTES"]
@@ -63,7 +63,8 @@ class OpCounts:
         channel_rates: per neuron layer, firing rate of each channel.
         samples, timesteps: as recorded.
         notes: counting assumptions (general ones plus each used rule's note).
-        unhandled: ``"name (Type)"`` of leaf modules that had no rule (not counted).
+        unmeasured: ``"name (Type)"`` of the layers no rule covers: their rows hold ``None`` (never 0) in
+            every count column and no total includes them.
     """
 
     rows: list[dict[str, Any]]
@@ -72,7 +73,7 @@ class OpCounts:
     samples: int
     timesteps: int
     notes: list[str] = field(default_factory=list)
-    unhandled: list[str] = field(default_factory=list)
+    unmeasured: list[str] = field(default_factory=list)
 
 
 def _div(a: float, b: float) -> float:
@@ -143,6 +144,15 @@ def _neuron_row(r: NeuronRecord, n: int, active: bool) -> tuple[dict[str, Any], 
     return row, per_t, per_c
 
 
+def _unmeasured_row(r: UnmeasuredRecord) -> dict[str, Any]:
+    row = _base_row(r, "unmeasured")
+    row.update({c: None for c in OP_COLUMNS + HELPER_COLUMNS})
+    looks = {True: "binary outputs: looks like a spiking neuron", False: "non-binary outputs",
+             None: "never ran"}[r.binary_outputs]
+    row["value_class"] = f"unmeasured ({looks})"
+    return row
+
+
 def count_ops(rec: Recording, samples: int | None = None) -> OpCounts:
     """Per-layer, per-sample op counts of ``rec``.
 
@@ -174,15 +184,18 @@ def count_ops(rec: Recording, samples: int | None = None) -> OpCounts:
             row = _base_row(r, "custom")
             row["elem_adds"] = _div(r.totals.get("elem_adds", 0), n)
             row["elem_macs"] = _div(r.totals.get("elem_macs", 0), n)
+        elif isinstance(r, UnmeasuredRecord):
+            row = _unmeasured_row(r)
         else:  # pragma: no cover - no other record kinds
             continue
         rows.append(row)
         if r.rule.note and r.rule.note not in notes:
             notes.append(r.rule.note)
-    unhandled = [f"{name} ({typ})" for name, typ in rec.unhandled]
-    if unhandled:
-        notes.append("not counted (no op rule): " + ", ".join(unhandled))
-    return OpCounts(rows, t_rates, c_rates, n, rec.timesteps, notes, unhandled)
+    unmeasured = [f"{name} ({typ})" for name, typ, _ in rec.unmeasured]
+    if unmeasured:
+        notes.append(f"UNMEASURED ({len(unmeasured)} layer(s) with no energy rule; their spikes and operations are "
+                     f"in no total, so every total is a lower bound): " + ", ".join(unmeasured))
+    return OpCounts(rows, t_rates, c_rates, n, rec.timesteps, notes, unmeasured)
 
 
 def neurobench_ops(rec: Recording, samples: int | None = None) -> dict[str, float]:

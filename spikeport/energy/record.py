@@ -11,7 +11,12 @@ recorder's state has a fixed size (see :meth:`Recording.state_nbytes`).
   elements, :math:`\\sum_i n_i F_i` (exact effective ops) and, for integer
   inputs, :math:`\\sum_i |x|_i F_i` (value-weighted ACs), plus nonzero inputs
   per timestep;
-* custom nodes: the column totals their rule returns.
+* custom nodes: the column totals their rule returns;
+* *unmeasured* layers: a module or op no rule covers (an unknown neuron type, say)
+  is never counted as zero. :func:`record_spikes` raises an error naming it and how
+  to register a rule, unless ``allow_unmeasured=True``: then the layer is hooked
+  only to note that it ran and whether its outputs were binary (a spiking neuron
+  the toolchain does not know), and every report marks it "unmeasured".
 
 Tensors follow the time-first convention ``[T, B, ...]``: the model input's
 axis 1 counts samples and a node input's leading axes are ``(T, B, ...)``; a
@@ -32,7 +37,12 @@ from torch import nn
 from spikeport.energy.rules import VALUE_CLASSES, OpRule, is_unit, resolve_rule, worst_class
 from spikeport.errors import ConfigError, GraphError
 
-__all__ = ["record_spikes", "Recording", "NeuronRecord", "SynapseRecord", "CustomRecord", "ClassTotals"]
+__all__ = ["record_spikes", "Recording", "NeuronRecord", "SynapseRecord", "CustomRecord", "UnmeasuredRecord",
+           "ClassTotals", "UnmeasuredError"]
+
+
+class UnmeasuredError(GraphError):
+    """The model has layers no energy rule covers (listed); nothing was recorded."""
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +134,20 @@ class CustomRecord(_NodeBase):
 
 
 @dataclass
+class UnmeasuredRecord(_NodeBase):
+    """A layer no rule covers: only whether it ran and what its outputs looked like (no counts).
+
+    Attributes:
+        reason: why it is not measured (no rule, or the op's refusal).
+        binary_outputs: ``True`` when every output seen was 0/1 (it looks like a spiking neuron),
+            ``False`` when some was not, ``None`` when it never ran.
+    """
+
+    reason: str = ""
+    binary_outputs: bool | None = None
+
+
+@dataclass
 class Recording:
     """What :func:`record_spikes` accumulated (reduced statistics only).
 
@@ -133,7 +157,7 @@ class Recording:
         samples: samples seen (axis 1 of the model input).
         timesteps: largest T seen (axis 0 of the model input).
         forward_calls: model forward calls.
-        unhandled: ``(name, type)`` of leaf modules without a rule (not counted).
+        unmeasured: ``(name, type, reason)`` of the layers no rule covers (see :class:`UnmeasuredRecord`).
         graph_bound: whether rules were resolved from IR node types.
         active_counted: whether membrane updates with nonzero input were counted.
     """
@@ -143,7 +167,7 @@ class Recording:
     samples: int = 0
     timesteps: int = 0
     forward_calls: int = 0
-    unhandled: list[tuple[str, str]] = field(default_factory=list)
+    unmeasured: list[tuple[str, str, str]] = field(default_factory=list)
     graph_bound: bool = False
     active_counted: bool = False
     _seq: int = 0
@@ -405,6 +429,17 @@ class _Observer:
             r.totals[k] = r.totals.get(k, 0) + v
 
 
+    # -- unmeasured
+    def unmeasured(self, r: UnmeasuredRecord, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        s = _first_tensor(output)
+        self._touch(r)
+        if s is None:
+            return
+        with torch.no_grad():
+            binary = s.numel() == 0 or (torch.is_floating_point(s) and bool(((s == 0) | (s == 1)).all()))
+        r.binary_outputs = binary if r.binary_outputs is None else (r.binary_outputs and binary)
+
+
 # ---------------------------------------------------------------- binding
 def _graph_nodes(graph: Any) -> dict[str, Any]:
     """``name -> IR node`` from a SpikeGraph, a mapping, or anything with ``.nodes``."""
@@ -446,8 +481,27 @@ def _attach(rec: Recording, obs: _Observer, name: str, module: nn.Module, rule: 
     handles.append(module.register_forward_hook(lambda m, a, o, _r=r, _f=fn: _f(_r, m, a, o)))
 
 
+_UNMEASURED_RULE = OpRule("free", note="")
+
+
+def _attach_unmeasured(rec: Recording, obs: _Observer, name: str, module: nn.Module, node: Any, reason: str,
+                       handles: list[Any]) -> None:
+    type_name = type(node).__name__ if node is not None else type(module).__name__
+    r = UnmeasuredRecord(name, type_name, _UNMEASURED_RULE, node, reason=reason)
+    rec.records[name] = r
+    rec.unmeasured.append((name, f"{type(module).__module__}.{type(module).__qualname__}"
+                           if node is None else type_name, reason))
+    handles.append(module.register_forward_hook(lambda m, a, o, _r=r: obs.unmeasured(_r, m, a, o)))
+
+
+def _has_own_state(m: nn.Module) -> bool:
+    return next(m.parameters(recurse=False), None) is not None or next(m.buffers(recurse=False), None) is not None
+
+
 def _walk(rec: Recording, obs: _Observer, module: nn.Module, prefix: str, nodes: Mapping[str, Any],
           rules: Mapping[type, OpRule] | None, handles: list[Any]) -> None:
+    from spikeport.ops import Refused
+
     for child_name, child in module.named_children():
         name = f"{prefix}.{child_name}" if prefix else child_name
         node = getattr(child, "ir_node", None)  # a lowered IR executor names its node modules
@@ -458,20 +512,38 @@ def _walk(rec: Recording, obs: _Observer, module: nn.Module, prefix: str, nodes:
         rule = resolve_rule(type(node) if node is not None else type(child), rules)
         if node is not None and rule is None:
             rule = resolve_rule(type(child), rules)
+        if isinstance(rule, Refused):
+            _attach_unmeasured(rec, obs, name, child, node, f"its op refuses energy counting: {rule.why(node)}",
+                               handles)
+            continue
         if rule is None:
-            if any(True for _ in child.children()):
+            if next(child.children(), None) is not None and not _has_own_state(child):
                 _walk(rec, obs, child, name, nodes, rules, handles)
             else:
-                rec.unhandled.append((name, type(child).__name__))
+                where = f" inside '{prefix}' ({type(module).__name__})" if prefix else ""
+                _attach_unmeasured(rec, obs, name, child, node, f"no energy rule for {type(child).__name__}{where}",
+                                   handles)
             continue
         _attach(rec, obs, name, child, rule, node, handles)
         if not rule.leaf:
             _walk(rec, obs, child, name, nodes, rules, handles)
 
 
+def _unmeasured_error(rec: Recording) -> UnmeasuredError:
+    listed = "; ".join(f"'{n}' ({t}: {why})" for n, t, why in rec.unmeasured[:10])
+    more = f" and {len(rec.unmeasured) - 10} more" if len(rec.unmeasured) > 10 else ""
+    cls = rec.unmeasured[0][1].rsplit(".", 1)[-1]
+    return UnmeasuredError(
+        f"{len(rec.unmeasured)} layer(s) of {rec.model_name} have no energy rule, so their spikes and operations "
+        f"cannot be measured: {listed}{more}. Register the module class (spikeport.ops.register_op with a module "
+        f"adapter, or record_spikes(rules={{{cls}: OpRule(...)}}); see docs/extending.md), or pass "
+        f"--allow-unmeasured (allow_unmeasured=True) to report these layers as 'unmeasured'")
+
+
 @contextlib.contextmanager
 def record_spikes(model: nn.Module, *, rules: Mapping[type, OpRule] | None = None, graph: Any = None,
-                  batch_dim: int = 1, count_active: bool = False) -> Iterator[Recording]:
+                  batch_dim: int = 1, count_active: bool = False,
+                  allow_unmeasured: bool = False) -> Iterator[Recording]:
     """Hook ``model`` and accumulate streaming statistics while the block runs.
 
     Args:
@@ -486,9 +558,13 @@ def record_spikes(model: nn.Module, *, rules: Mapping[type, OpRule] | None = Non
         count_active: also count membrane updates whose input current is nonzero (one more
             pass over every neuron input; the ``loihi`` model prices active and idle updates
             differently, otherwise every update is taken as active).
+        allow_unmeasured: record layers no rule covers as "unmeasured" instead of raising.
 
     Yields:
         The :class:`Recording`, complete once the block exits (hooks are always removed).
+
+    Raises:
+        UnmeasuredError: a layer has no rule (or its op refuses energy) and ``allow_unmeasured`` is False.
 
     Example:
         >>> with record_spikes(model) as rec:
@@ -504,14 +580,16 @@ def record_spikes(model: nn.Module, *, rules: Mapping[type, OpRule] | None = Non
     handles: list[Any] = [model.register_forward_pre_hook(obs.root)]
     try:
         root_rule = resolve_rule(type(model), rules)
-        if root_rule is not None and root_rule.role != "free" and (root_rule.leaf or not list(model.children())):
+        if isinstance(root_rule, OpRule) and root_rule.role != "free" and (root_rule.leaf or not list(model.children())):
             _attach(rec, obs, type(model).__name__, model, root_rule, None, handles)
         else:
             _walk(rec, obs, model, "", nodes, rules, handles)
         rec.graph_bound = any(r.node is not None for r in rec.records.values())
-        if rec.unhandled:
-            log.info("no op rule for %d leaf module(s): %s", len(rec.unhandled),
-                     ", ".join(f"{n} ({t})" for n, t in rec.unhandled))
+        if rec.unmeasured:
+            if not allow_unmeasured:
+                raise _unmeasured_error(rec)
+            log.warning("%d layer(s) unmeasured (no energy rule): %s", len(rec.unmeasured),
+                        ", ".join(f"{n} ({t})" for n, t, _ in rec.unmeasured))
         yield rec
     finally:
         for h in handles:

@@ -135,8 +135,12 @@ def estimate(rec: Recording | OpCounts, hardware: str | EnergyModel = "horowitz4
     neuron_ops = _neuron_ops(rec) if isinstance(rec, Recording) else {}
     rows = []
     for row in counts.rows:
-        e = hw.layer_energy(row, neuron_ops.get(row["layer"], (0, 0)))
         out = {c: row.get(c) for c in ID_COLUMNS}
+        if row["role"] == "unmeasured":  # no rule: every count and energy is unknown (NaN), never 0
+            out.update({c: math.nan for c in (*OP_COLUMNS, *ENERGY_COLUMNS, *HELPER_COLUMNS) if c not in out})
+            rows.append(out)
+            continue
+        e = hw.layer_energy(row, neuron_ops.get(row["layer"], (0, 0)))
         out.update({c: float(row[c]) for c in OP_COLUMNS})
         out.update({f"e_{k}_pj": e[k] for k in ENERGY_KINDS})
         out["energy_pj"] = sum(e[k] for k in ENERGY_KINDS)
@@ -161,6 +165,8 @@ def estimate(rec: Recording | OpCounts, hardware: str | EnergyModel = "horowitz4
         "ann_energy_pj: the same network as an ANN: dense MACs x E_MAC (compute only, for comparison)"]
     info = {"model": getattr(rec, "model_name", ""), "samples": counts.samples, "timesteps": counts.timesteps,
             "hardware": hw.name}
+    if counts.unmeasured:
+        info["unmeasured_layers"] = list(counts.unmeasured)
     info.update(dict(meta or {}))
     return EnergyReport(layers, totals, trates, counts.channel_rates, nb, hw, assumptions, info)
 

@@ -1,11 +1,17 @@
-"""Op-counting rules: how each node type is observed while recording and what it costs.
+"""Op-counting rules: how a node is observed while recording and what it costs.
 
-The rules table maps a node type to an :class:`OpRule`. Keys are IR node types
-(:mod:`spikeport.converter.ir`) and, for models recorded without a graph, torch
-module types; lookup walks the class MRO, so a subclass inherits its parent's
-rule. Users extend or override the table with the ``rules=`` argument of
+An :class:`OpRule` says how one op is counted; each op declares its rule once,
+in its op spec (:mod:`spikeport.ops`), and :func:`resolve_rule` finds it for an
+IR node type or, for models recorded without a graph, a torch module class (via
+the module's adapter); lookup walks the class MRO, so a subclass inherits its
+parent's rule. Users extend or override rules with the ``rules=`` argument of
 :func:`spikeport.energy.record_spikes` (at each class of the MRO a user entry
-wins over the built-in one).
+wins over the built-in one). An op whose energy capability is refused, or a
+module no rule covers, is never counted as zero: the recorder raises (or marks
+it unmeasured when asked to).
+
+This module holds the rule type and the exact counting machinery the rules use
+(fan-out maps, dense counts, value classes).
 
 Roles:
 
@@ -22,7 +28,7 @@ Roles:
   one membrane update per neuron and step); ``activation``: a stateless
   activation (ReLU, Threshold): rates only.
 * ``custom``: ``count(module, node, inputs, output) -> {column: value}`` per call
-  (element-wise arithmetic and the seed attention modules).
+  (element-wise arithmetic and the paper methods' attention modules).
 * ``free``: costs nothing (reshapes, dropout, batch norm folded into the
   preceding synapse, max pooling).
 """
@@ -31,16 +37,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 from torch import nn
 
 from spikeport.errors import ConfigError, GraphError
 
-__all__ = ["OpRule", "ROLES", "VALUE_CLASSES", "CUSTOM_COLUMNS", "default_rules", "resolve_rule",
-           "value_class", "is_unit", "axis_taps", "conv_fanout", "autograd_fanout", "linear_fanout", "pool_fanout",
-           "adaptive_pool_fanout"]
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from spikeport.ops.spec import Refused
+
+__all__ = ["OpRule", "ROLES", "VALUE_CLASSES", "CUSTOM_COLUMNS", "resolve_rule", "value_class", "is_unit",
+           "axis_taps", "conv_fanout", "autograd_fanout", "linear_fanout", "pool_fanout", "adaptive_pool_fanout",
+           "dense_linear", "dense_conv", "dense_conv_transpose", "tensors", "worst_class"]
 
 ROLES = ("synapse", "pool", "neuron", "activation", "custom", "free")
 VALUE_CLASSES = ("binary", "signed_binary", "integer", "real")
@@ -285,261 +294,44 @@ def adaptive_pool_fanout(module: nn.Module, node: Any,
 
 
 # ---------------------------------------------------------------- dense (ANN-equivalent) counts
-def _dense_conv(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
+def dense_conv(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
     """Output elements x (C_in / groups) x prod(kernel): torch's FLOP counter / 2."""
     return math.prod(out_item) * int(module.weight[0].numel())
 
 
-def _dense_conv_transpose(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
+def dense_conv_transpose(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
     """Input elements x (C_out / groups) x prod(kernel): torch's FLOP counter / 2."""
     return math.prod(in_item) * int(module.weight[0].numel())
 
 
-def _dense_linear(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
+def dense_linear(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
     return int(module.weight.numel())
 
 
-# ---------------------------------------------------------------- custom counts
-def _tensors(inputs: tuple[Any, ...]) -> list[torch.Tensor]:
+# ---------------------------------------------------------------- helpers for count rules
+def tensors(inputs: tuple[Any, ...]) -> list[torch.Tensor]:
+    """The tensor arguments of a hooked call."""
     return [t for t in inputs if isinstance(t, torch.Tensor)]
 
 
-def _nz(x: torch.Tensor) -> int:
-    return int(torch.count_nonzero(x))
+def resolve_rule(obj_type: type, rules: Mapping[type, OpRule] | None = None) -> "OpRule | Refused | None":
+    """The rule for ``obj_type`` (an IR node type or a torch module class), walking its MRO.
 
-
-def count_add(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
-    """Add: one addition per position and extra nonzero operand (adding zero is free)."""
-    xs = _tensors(inputs)
-    if len(xs) < 2:
-        return {}
-    n = sum((x != 0).to(torch.int32) for x in xs)
-    return {"elem_adds": int((n - 1).clamp_min_(0).sum())}
-
-
-def count_mul(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
-    """Mul: one product per nonzero output; MAC cost when an operand is non-binary, else an AND (AC cost)."""
-    xs = _tensors(inputs)
-    nz = _nz(output)
-    spiking = all(value_class(x) in ("binary", "signed_binary") for x in xs)
-    return {"elem_adds" if spiking else "elem_macs": nz}
-
-
-def count_scale(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
-    """Scale by a constant: one product per nonzero input."""
-    xs = _tensors(inputs)
-    return {"elem_macs": _nz(xs[0])} if xs else {}
-
-
-def count_position_encoding(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
-    """STAA PE ``x + P_t``: one addition per element."""
-    return {"elem_adds": int(_tensors(inputs)[0].numel())}
-
-
-def count_temporal_shift(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
-    """TS-SNN ``alpha * Z + X``: one product and one addition per nonzero of the shifted tensor Z."""
-    x = _tensors(inputs)[0]
-    if node is not None and hasattr(node, "n_future"):
-        nf, npast = int(node.n_future), int(node.n_past)
-    else:
-        nf, npast = module.channel_counts()
-    nz = _nz(x) - _nz(x[0, :, :nf]) - _nz(x[-1, :, nf:nf + npast])
-    return {"elem_macs": nz, "elem_adds": nz}
-
-
-def _gc_hidden(module: nn.Module, node: Any) -> int:
-    if node is not None and hasattr(node, "t1_weight"):
-        return int(node.t1_weight.shape[0])
-    return int(module.transform[0].out_channels)
-
-
-def count_gc(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
-    """STAA GC gate per step: context 1x1 conv, attention-weighted sum, bottleneck transform, gating product.
-
-    On nonzero inputs: the context conv (an addition per nonzero when the input
-    is binary, else a product), the softmax-weighted sum (a product per nonzero),
-    the gate (a product per nonzero); the transform is dense: ``2 C hidden`` per
-    step and sample. Softmax, LayerNorm and sigmoid are not counted.
-    """
-    x = _tensors(inputs)[0]
-    t, b, c = x.shape[:3]
-    nz = _nz(x)
-    spiking = value_class(x) in ("binary", "signed_binary")
-    out = {"elem_macs": 2 * nz + t * b * 2 * c * _gc_hidden(module, node), "elem_adds": 0}
-    out["elem_adds" if spiking else "elem_macs"] += nz
-    return out
-
-
-def _sa_hidden(module: nn.Module, node: Any) -> tuple[int, int]:
-    if node is not None and hasattr(node, "w1"):
-        return int(node.timesteps), int(node.w1.shape[0])
-    sa = module.sa if hasattr(module, "sa") else module
-    return int(sa.timesteps), int(sa.fc[0].out_channels)
-
-
-def count_step_attention(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
-    """STAA SA: mean over (C, H, W) (an addition per nonzero), the T->hidden->T FC, a product per nonzero."""
-    x = _tensors(inputs)[0]
-    t, h = _sa_hidden(module, node)
-    nz = _nz(x)
-    return {"elem_adds": nz, "elem_macs": nz + int(x.shape[1]) * 2 * t * h}
-
-
-def count_staa_block(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
-    """STAABlock's own step attention on its spikes (PE, GC and the neuron are hooked separately).
-
-    ``s * w`` with ``w`` in (0, 1) keeps the spikes' nonzeros, so the output's
-    nonzero count is the spike count.
-    """
-    t, h = _sa_hidden(module, node)
-    nz = _nz(output)
-    return {"elem_adds": nz, "elem_macs": nz + int(output.shape[1]) * 2 * t * h}
-
-
-def _conv_macs(weights: list[Any], hw: int) -> int:
-    return sum(int(math.prod(w.shape)) * hw for w in weights)
-
-
-def count_fsta(module: nn.Module, node: Any, inputs: tuple[Any, ...], output: Any) -> dict[str, float]:
-    """FSTA on the input current.
-
-    Temporal: average pool over HW (an addition per nonzero; max pooling's
-    comparisons are not counted), ``alpha``/``beta`` mixing (2 T B C products),
-    the T x T FC (B C T^2), mean over C (B T C additions), ``x (1 + w)`` (a product
-    per nonzero). Spatial: mean over T and sum over C (an addition per nonzero),
-    the fixed DCT conv and the 7x7 attention convs (dense per sample), ``x_t (1 +
-    sigmoid(s))`` (a product per nonzero). Fusion: two products and one addition
-    per nonzero. Sigmoids are not counted.
-    """
-    x = _tensors(inputs)[0]
-    t, b, c, h, w = x.shape
-    nz = _nz(x)
-    if node is not None and hasattr(node, "attn_w1"):
-        k = 7 if int(node.freq_num) == 49 else 3
-        weights = [node.attn_w1] + ([node.attn_w2] if node.attn_w2 is not None else [])
-        freq = int(node.freq_num)
-    else:
-        k = int(module.dct_basis.shape[-1])
-        weights = [m.weight for m in module.modules() if isinstance(m, nn.Conv2d)]
-        freq = int(module.freq_num)
-    spatial = b * (freq * k * k * h * w + _conv_macs(weights, h * w))
-    macs = 2 * t * b * c + b * c * t * t + nz + spatial + nz + 2 * nz
-    adds = nz + b * t * c + nz + nz
-    return {"elem_macs": macs, "elem_adds": adds}
-
-
-# ---------------------------------------------------------------- the default table
-_SYN_NOTE = ("synaptic ops counted exactly: nonzero inputs x their true fan-out (nonzero weights met, borders, "
-             "stride, padding, groups); bias additions are not counted")
-_POOL_NOTE = "average/sum pooling: one addition per nonzero input per window containing it; the divisor is folded"
-
-
-def _synapse(item_ndim: int, fanout: FanoutFn, dense: DenseFn) -> OpRule:
-    return OpRule("synapse", item_ndim=item_ndim, fanout=fanout, dense=dense, note=_SYN_NOTE)
-
-
-_LINEAR = _synapse(1, linear_fanout, _dense_linear)
-_CONV1 = _synapse(2, conv_fanout, _dense_conv)
-_CONV2 = _synapse(3, conv_fanout, _dense_conv)
-_CONV3 = _synapse(4, conv_fanout, _dense_conv)
-_CONVT1 = _synapse(2, autograd_fanout, _dense_conv_transpose)
-_CONVT2 = _synapse(3, autograd_fanout, _dense_conv_transpose)
-_AVGPOOL = OpRule("pool", item_ndim=3, fanout=pool_fanout, note=_POOL_NOTE)
-_ADAPTIVE = OpRule("pool", item_ndim=3, fanout=adaptive_pool_fanout, note=_POOL_NOTE)
-_FREE = OpRule("free")
-_BN = OpRule("free", note="batch norm is folded into the preceding synapse's weights and bias (0 ops)")
-_MAXPOOL = OpRule("free", note="max pooling: comparisons are not counted (an OR on binary spikes)")
-_RELU = OpRule("activation", note="ReLU: nonzero fraction reported as the rate; no membrane updates")
-_ADD = OpRule("custom", count=count_add, note="element-wise Add: one addition per extra nonzero operand")
-_MUL = OpRule("custom", count=count_mul,
-              note="element-wise Mul: a MAC per nonzero product when an operand is non-binary, else an AC")
-_SCALE = OpRule("custom", count=count_scale, note="Scale: one MAC per nonzero input")
-_TS = OpRule("custom", count=count_temporal_shift,
-             note="TemporalShift: alpha*Z + X costs a MAC and an addition per nonzero of Z; its output is "
-                  "real-valued, so the next synapse is counted in MACs (alpha is not folded into the weights)")
-_PE = OpRule("custom", count=count_position_encoding, note="position encoding: one addition per element")
-_GC = OpRule("custom", count=count_gc,
-             note="GC attention: products on nonzero inputs + dense bottleneck; softmax/LayerNorm/sigmoid not counted")
-_SA = OpRule("custom", count=count_step_attention,
-             note="step attention: mean (additions) + FC + one MAC per nonzero spike (real step weights)")
-_FSTA = OpRule("custom", count=count_fsta,
-               note="FSTA: products on nonzero currents, dense DCT/attention convs per sample; sigmoid not counted")
-
-
-def _neuron(muls: int, adds: int, what: str) -> OpRule:
-    return OpRule("neuron", neuron_ops=(muls, adds), binary_output=True,
-                  note=f"{what} membrane update: {muls} multiplication(s) + {adds} addition(s) incl. the threshold "
-                       "compare; reset is a select (0 ops)")
-
-
-def default_rules() -> dict[type, OpRule]:
-    """The built-in rules table: IR node types (when the converter is present) and torch module types."""
-    from spikeport.models import layers as L
-    from spikeport.models.neurons import modules as N
-    from spikeport.models.seeds import fsta as seed_fsta
-    from spikeport.models.seeds import staa as seed_staa
-    from spikeport.models.seeds import temporal_shift as seed_ts
-
-    if_rule, lif_rule = _neuron(0, 2, "IF"), _neuron(1, 3, "LIF")
-    rules: dict[type, OpRule] = {
-        nn.Linear: _LINEAR, nn.Conv1d: _CONV1, nn.Conv2d: _CONV2, nn.Conv3d: _CONV3,
-        nn.ConvTranspose1d: _CONVT1, nn.ConvTranspose2d: _CONVT2,
-        nn.AvgPool2d: _AVGPOOL, nn.AdaptiveAvgPool2d: _ADAPTIVE,
-        nn.MaxPool1d: _MAXPOOL, nn.MaxPool2d: _MAXPOOL, nn.MaxPool3d: _MAXPOOL,
-        nn.modules.batchnorm._BatchNorm: _BN,
-        nn.Dropout: _FREE, nn.Flatten: _FREE, nn.Identity: _FREE, nn.Unflatten: _FREE,
-        nn.ReLU: _RELU,
-        N.IF: if_rule, N.LIF: lif_rule, N.PLIF: lif_rule, N.DALIF: _neuron(2, 2, "DA-LIF"),
-        N.CubaLIF: _neuron(2, 3, "CUBA-LIF"), N.SpikingNeuron: _neuron(1, 3, "generic spiking neuron"),
-        L.Flatten: _FREE, L.Dropout: _FREE,
-        seed_ts.TemporalShift: _TS,
-        seed_staa.TemporalPositionEncoding: _PE, seed_staa.GCBlock: _GC, seed_staa.StepAttention: _SA,
-        seed_staa.TimeStepRandomDropout: _FREE,
-        seed_staa.STAABlock: OpRule("custom", count=count_staa_block, leaf=False,
-                                    note="STAA block: its step attention on the spikes (mean + FC + a MAC per "
-                                         "spike); PE, GC and the neuron are counted as their own nodes"),
-        seed_fsta.FSTA: _FSTA,
-    }
-    rules.update(_ir_rules(if_rule, lif_rule))
-    return rules
-
-
-def _ir_rules(if_rule: OpRule, lif_rule: OpRule) -> dict[type, OpRule]:
-    try:
-        from spikeport.converter import ir
-    except ImportError:  # the converter is optional for recording plain torch models
-        return {}
-    table: dict[str, OpRule] = {
-        "Linear": _LINEAR, "Conv1d": _CONV1, "Conv2d": _CONV2, "ConvTranspose2d": _CONVT2,
-        "BatchNorm": _BN, "MaxPool": _MAXPOOL, "AvgPool": _AVGPOOL, "SumPool": _AVGPOOL, "AdaptiveAvgPool": _ADAPTIVE,
-        "Flatten": _FREE, "Reshape": _FREE, "Concat": _FREE, "Input": _FREE, "Output": _FREE,
-        "Add": _ADD, "Mul": _MUL, "Scale": _SCALE, "ReLU": _RELU,
-        "IF": if_rule, "LIF": lif_rule, "PLIF": lif_rule, "DALIF": _neuron(2, 2, "DA-LIF"),
-        "CubaLIF": _neuron(2, 3, "CUBA-LIF"), "NeuronNode": _neuron(1, 3, "generic spiking neuron"),
-        "Threshold": OpRule("activation", binary_output=True, note="Threshold: stateless spike function, rates only"),
-        "TemporalShift": _TS, "TemporalPositionEncoding": _PE, "GCAttention": _GC, "StepAttention": _SA,
-        "FSTA": _FSTA,
-    }
-    return {getattr(ir, k): v for k, v in table.items() if hasattr(ir, k)}
-
-
-_DEFAULTS: dict[type, OpRule] = {}  # built on first use (importing the model zoo at import time would be circular)
-
-
-def resolve_rule(obj_type: type, rules: Mapping[type, OpRule] | None = None) -> OpRule | None:
-    """The rule for ``obj_type``, walking its MRO from the most specific class.
-
-    At each class a user rule (``rules``) wins over the built-in one, so a user rule
-    for a base class does not override a built-in rule for a more specific class.
+    Built-in rules come from the op registry (:mod:`spikeport.ops`): an IR node type's
+    op spec, or a module class's adapter. At each class a user rule (``rules``) wins
+    over the built-in one, so a user rule for a base class does not override a built-in
+    rule for a more specific class.
 
     Returns:
-        The rule, or ``None`` when no class in the MRO has one.
+        The rule, the op's :class:`~spikeport.ops.Refused` energy capability, or ``None``
+        when no class in the MRO declares one.
     """
-    if not _DEFAULTS:
-        _DEFAULTS.update(default_rules())
+    from spikeport.ops.spec import MISSING, energy_rule_at
+
     for klass in obj_type.__mro__:
         if rules and klass in rules:
             return rules[klass]
-        if klass in _DEFAULTS:
-            return _DEFAULTS[klass]
+        rule = energy_rule_at(klass)
+        if rule is not MISSING:
+            return rule  # type: ignore[return-value]
     return None

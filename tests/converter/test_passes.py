@@ -59,15 +59,19 @@ def test_fold_bn_linear_and_conv1d():
     g = SpikeGraph("lin")
     m = _random_bn(nn.ModuleDict({"fc": L.Linear(5, 4), "bn": L.BatchNorm1d(4), "conv": L.Conv1d(2, 3, 3),
                                   "bn2": L.BatchNorm1d(3)}))
-    from spikeport.converter.handlers import _batchnorm, _conv1d, _linear
+    from spikeport.converter.tracer import convert_module
+
+    def node(name):
+        (n,) = convert_module(m[name], name)
+        return n
 
     g.add(ir.Input("x", shape=(5,)))
-    g.add(_linear(m["fc"], "fc"), ["x"])
-    g.add(_batchnorm(m["bn"], "bn"), ["fc"])
+    g.add(node("fc"), ["x"])
+    g.add(node("bn"), ["fc"])
     g.add(ir.Output("y"), ["bn"])
     g.add(ir.Input("x2", shape=(2, 6), index=1))
-    g.add(_conv1d(m["conv"], "conv"), ["x2"])
-    g.add(_batchnorm(m["bn2"], "bn2"), ["conv"])
+    g.add(node("conv"), ["x2"])
+    g.add(node("bn2"), ["conv"])
     g.add(ir.Output("y2", index=1), ["bn2"])
     folded, modified = fold_batchnorm(g.validate())
     assert modified and not folded.nodes_of_type(ir.BatchNorm)

@@ -1,11 +1,12 @@
 """Exact op counting: hand-derived counts at borders, strides, padding, groups, zero weights and integer inputs."""
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from spikeport.energy import OpRule, estimate, neurobench_ops, record_spikes, value_class
-from spikeport.energy.record import SynapseRecord
+from spikeport.energy.record import SynapseRecord, UnmeasuredError
 from spikeport.errors import ConfigError
 from spikeport.models import layers as L
 from spikeport.models.neurons import IF
@@ -144,9 +145,17 @@ def test_user_rule_overrides_and_extends():
 
     model = nn.Sequential(Doubler(), _ones_conv(padding=1))
     x = _one_spike((1, 4, 4), 0, 1, 1)
-    with record_spikes(model) as rec:
+    with pytest.raises(UnmeasuredError, match=r"'0' .*Doubler.*--allow-unmeasured"):
+        with record_spikes(model):
+            model(x)
+    with record_spikes(model, allow_unmeasured=True) as rec:
         model(x)
-    assert rec.unhandled == [("0", "Doubler")]
+    assert [(n, t.rsplit(".", 1)[-1]) for n, t, _ in rec.unmeasured] == [("0", "Doubler")]
+    rep = estimate(rec)
+    row = rep.layers.set_index("layer").loc["0"]
+    assert row["role"] == "unmeasured" and row["value_class"].startswith("unmeasured (non-binary outputs")
+    assert pd.isna(row["elem_macs"]) and pd.isna(row["rate"])  # never 0
+    assert any("UNMEASURED" in a and "lower bound" in a for a in rep.assumptions)
     rule = OpRule("custom", count=lambda m, n, ins, out: {"elem_macs": int((ins[0] != 0).sum())}, note="doubling")
     with record_spikes(model, rules={Doubler: rule}) as rec:
         model(x)

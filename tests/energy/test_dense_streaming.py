@@ -21,7 +21,7 @@ def test_dense_macs_are_half_the_flops_of_the_ann(name):
         model(x)
     rep = estimate(rec)
     assert rep.totals["dense_macs"] == fc.get_total_flops() / 2
-    assert not rec.unhandled
+    assert not rec.unmeasured
     # the ANN's first conv sees real input and every later synapse sees ReLU outputs (real): MACs only
     assert rep.totals["syn_acs"] == 0 and rep.totals["syn_macs"] > 0
 

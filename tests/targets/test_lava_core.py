@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from spikeport.converter.tracer import convert_module
 from spikeport.errors import DataError, ExportError, GraphError
 from spikeport.targets.lava import (FloatLayer, FloatNeuron, LoihiExecutor, LoihiLayer, LoihiNetwork, align_to_input,
                                     netx_datasets, netx_dense_weights, quantize_decay, quantize_layer,
-                                    quantize_network, read_netx, run_reference, simulate_float, spike_agreement,
+                                    quantize_network, read_netx, run_reference, spike_agreement,
                                     write_netx)
 from spikeport.targets.lava import _compat
+from spikeport.targets.lava.lower import float_neuron
+from .lava_float import float_spikes
 
 
 # ---------------------------------------------------------------- helpers
@@ -125,9 +128,10 @@ def test_float_model_matches_spikeport_neuron_modules():
     w, b = rng.normal(0, 0.6, (6, 5)), rng.normal(0, 0.1, 6)
     x = _spikes(rng, (9, 2, 5))
     for mod in (m.LIF(tau=2.0, decay_input=False), m.LIF(tau=3.0, decay_input=True), m.IF(),
-                m.CubaLIF(i_decay=0.5, v_decay=0.25)):
+                m.CubaLIF(i_decay=0.5, v_decay=0.25), m.PLIF(init_tau=3.0, decay_input=True)):
         bias = None if isinstance(mod, m.CubaLIF) else b
-        ours = simulate_float([FloatLayer("dense", w, bias, FloatNeuron.from_module(mod))], x)[0]
+        (node,) = convert_module(mod, "n")  # the module's IR node, mapped by its op spec's Loihi mapping
+        ours = float_spikes([FloatLayer("dense", w, bias, float_neuron(node))], x)[0]
         z = torch.as_tensor(x, dtype=torch.float64) @ torch.as_tensor(w).T + (0 if bias is None else torch.as_tensor(b))
         assert torch.equal(ours, mod.double()(z)), type(mod).__name__
 
@@ -137,7 +141,7 @@ def test_float_vs_quantized_spike_agreement(make):
     rng = np.random.default_rng(0)
     layers, in_shape = make(rng)
     x = _spikes(rng, (16, 8, *in_shape))
-    ref = simulate_float(layers, x)
+    ref = float_spikes(layers, x)
     agree = {sc: spike_agreement(ref, run_reference(quantize_network(layers, in_shape, sc), x, lava_delay=False))
              for sc in ("auto", "slayer")}
     # measured: dense auto {0: .998, 1: .984} slayer {.994, .936}; conv auto {.999, .966} slayer {.997, .944}

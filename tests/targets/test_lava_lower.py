@@ -18,11 +18,12 @@ from spikeport.models import layers as L
 from spikeport.models.neurons import modules as N
 from spikeport.targets.export import open_exported
 from spikeport.targets.lava import (LoihiRunner, loihi_summary, lower_deployment, lower_graph, read_deployment,
-                                    readout_path, run_reference, simulate_float, spike_agreement, write_deployment)
+                                    readout_path, run_reference, spike_agreement, write_deployment)
 from spikeport.targets.lava import _compat
 from spikeport.targets.nir import to_graph
 from spikeport.targets.reference import TorchRunner
 from spikeport.targets.verify import compare
+from .lava_float import float_spikes
 
 T = 4
 
@@ -140,7 +141,7 @@ def test_cnn_digits_lava_equals_reference(netx, cnn, tmp_path):
     x, _ = _digits(False, 6)
     ref = _lava_vs_reference(dep, path, x)
     # the float model (float64 chain of the same layers) vs the integer network, on the same inputs
-    agree = spike_agreement(simulate_float(dep.float_layers, dep.encode_input(x)), ref)
+    agree = spike_agreement(float_spikes(dep.float_layers, dep.encode_input(x)), ref)
     assert min(agree.values()) > 0.97, agree
     back = read_deployment(path)
     assert back.layer_names == ["features.2", "features.5"] and back.readout.to_dict() == dep.readout.to_dict()

@@ -15,7 +15,7 @@ from spikeport.targets.lava._compat import LAVA_INSTALL_HINT, enable_lava, lava_
 from spikeport.targets.lava.netx import netx_datasets, read_netx, write_netx
 from spikeport.targets.lava.network import LoihiLayer, LoihiNetwork, netx_dense_weights
 from spikeport.targets.lava.quantize import (FloatLayer, FloatNeuron, quantize_decay, quantize_layer,
-                                             quantize_network, simulate_float, spike_agreement)
+                                             quantize_network, spike_agreement)
 from spikeport.targets.lava.lower import (LoihiDeployment, LoihiRunner, loihi_summary, lower_deployment, lower_graph,
                                           read_deployment, readout_path, write_deployment)
 from spikeport.targets.lava.reference import LoihiExecutor, ReferenceTrace, align_to_input, run_reference
@@ -36,7 +36,6 @@ __all__ = [
     "quantize_decay",
     "quantize_layer",
     "quantize_network",
-    "simulate_float",
     "spike_agreement",
     "LoihiExecutor",
     "ReferenceTrace",

@@ -77,79 +77,33 @@ count as an estimate."""
 
 
 # ----------------------------------------------------------------------------- node classification
-_REFUSAL = {
-    "MaxPool": "max pooling inside the network: netx builds no pooling layer (lava-dl raises NotImplementedError "
-               "on 'pool'); move it after the last spiking layer or use a strided convolution",
-    "AvgPool": "average pooling inside the network: netx builds no pooling layer; fold it into the next "
-               "convolution (strided conv) or move it after the last spiking layer",
-    "SumPool": "sum pooling inside the network: netx builds no pooling layer; use a strided convolution",
-    "AdaptiveAvgPool": "adaptive average pooling inside the network: netx builds no pooling layer; move it after "
-                       "the last spiking layer",
-    "Add": "residual addition: a netx network is a single chain of layers (no skip connections)",
-    "Concat": "concatenation: a netx network is a single chain of layers",
-    "Mul": "element-wise product: no Loihi synapse multiplies two activations",
-    "Scale": "element-wise scale that could not be folded into a neighbouring synapse",
-    "ReLU": "ReLU activation: Loihi runs spiking neurons only (convert the ANN to an SNN first)",
-    "BatchNorm": "BatchNorm that could not be folded into a preceding Conv2d/Linear",
-    "Threshold": "stateless threshold unit: no CUBA equivalent (use an IF neuron)",
-    "Conv1d": "1-D convolution: netx builds 2-D conv and dense layers only",
-    "ConvTranspose2d": "transposed convolution: netx raises NotImplementedError on 'convT'",
-    "TemporalPositionEncoding": "STAA position encoding: adds a term indexed by the absolute step t, which a "
-                                "free-running Loihi network does not know",
-    "GCAttention": "STAA global-context attention: softmax and LayerNorm gating have no Loihi synapse/neuron "
-                   "mapping",
-    "StepAttention": "STAA step attention: non-causal (weights every step from the mean over all T steps)",
-    "FSTA": "FSTA attention: non-causal temporal attention and DCT spatial attention have no Loihi mapping",
-}
-_SYNAPSES = ("Linear", "Conv2d")
-_NEURONS = ("IF", "LIF", "PLIF", "DALIF", "CubaLIF")
+def _loihi(node: Any) -> Any:
+    """The node's Loihi capability from its op spec: a LoihiMapping or a Refused."""
+    from spikeport.ops import Refused, find_spec
+
+    spec = find_spec(type(node))
+    if spec is None:
+        return Refused(f"{node.op}: no op spec, so no Loihi mapping (register one with spikeport.ops.register_op)")
+    return spec.loihi
 
 
-def _temporal_shift_reason(node: Any) -> str:
-    if not node.causal:
-        return (f"non-causal temporal shift ({node.n_future} channel(s) read step t+1): cannot run step by step "
-                f"on Loihi")
-    return "temporal shift: mixes timesteps per channel; netx layers have no per-channel delay"
+def _role(node: Any) -> str | None:
+    """``synapse``, ``neuron``, ``flatten``, ``io`` (or None when the op refuses Loihi)."""
+    from spikeport.ops import LoihiMapping
 
-
-def _scalar(node: Any, fname: str) -> float:
-    """A per-layer parameter as a float (ExportError if it varies per channel/element)."""
-    v = getattr(node, fname)
-    arr = np.asarray(v, dtype=np.float64)
-    if arr.size != 1 and not np.all(arr == arr.reshape(-1)[0]):
-        raise ExportError(f"per-channel {fname} (shape {list(arr.shape)}): netx stores one neuron parameter "
-                          f"value per layer")
-    return float(arr.reshape(-1)[0])
-
-
-def _reset(node: Any) -> float | None:
-    if node.v_reset is None:
-        return None
-    return _scalar(node, "v_reset")
+    m = _loihi(node)
+    return m.role if isinstance(m, LoihiMapping) else None
 
 
 def float_neuron(node: Any) -> FloatNeuron:
     """The :class:`FloatNeuron` of an IR neuron node (ExportError with the reason if it has none)."""
-    op = node.op
-    vth = _scalar(node, "v_threshold")
-    reset = _reset(node)
-    FloatNeuron._check_reset(op, reset)
-    if op == "IF":
-        return FloatNeuron.if_(vth, reset)
-    if op == "LIF":
-        return FloatNeuron.lif(_scalar(node, "tau"), vth, node.decay_input, reset)
-    if op == "PLIF":
-        inv = _scalar(node, "inv_tau")
-        return FloatNeuron(vth, v_decay=inv, input_gain=inv if node.decay_input else 1.0)
-    if op == "DALIF":
-        beta, alpha = _scalar(node, "beta"), _scalar(node, "alpha")
-        if not 0.0 <= beta <= 1.0 or alpha <= 0:
-            raise ExportError(f"DA-LIF needs beta in [0, 1] and alpha > 0 for a Loihi CUBA neuron, got beta={beta:g}, "
-                              f"alpha={alpha:g}")
-        return FloatNeuron(vth, v_decay=1.0 - beta, input_gain=alpha)
-    if op == "CubaLIF":
-        return FloatNeuron.cuba(_scalar(node, "i_decay"), _scalar(node, "v_decay"), vth, reset)
-    raise ExportError(f"no Loihi CUBA mapping for neuron type {op}")
+    from spikeport.ops import LoihiMapping
+
+    m = _loihi(node)
+    if not isinstance(m, LoihiMapping) or m.neuron is None:
+        why = m.why(node) if not isinstance(m, LoihiMapping) else f"{node.op} is not a neuron"
+        raise ExportError(f"no Loihi CUBA mapping for neuron type {node.op}: {why}")
+    return m.neuron(node)
 
 
 def _is_full_flatten(g: Any, name: str) -> bool:
@@ -220,18 +174,21 @@ class _Classifier:
                 self.problems[name] = why
 
     def _root(self, name: str) -> str | None:
-        op = self.op(name)
-        if op in _NEURONS:
+        from spikeport.ops import Refused
+
+        node = self.nodes[name]
+        m = _loihi(node)
+        if isinstance(m, Refused):
+            return m.why(node)
+        if m.role == "neuron":
             try:
-                float_neuron(self.nodes[name])
+                float_neuron(node)
             except ExportError as e:
                 return str(e)
-            return None
-        if op == "TemporalShift":
-            return _temporal_shift_reason(self.nodes[name])
-        if op in _SYNAPSES or op in ("Input", "Output", "Flatten", "Reshape"):
-            return None
-        return _REFUSAL.get(op, f"{op}: no Loihi mapping for this node type")
+        return None
+
+    def role(self, name: str) -> str | None:
+        return _role(self.nodes[name])
 
     def _blocked(self, names: Sequence[str]) -> bool:
         return any(n in self.roots for n in names)
@@ -252,11 +209,11 @@ class _Classifier:
             if len(node.shape) not in (1, 3):
                 return f"input shape {list(node.shape)}: Loihi layers take (N,) or (C, H, W) inputs"
             return None
-        if op in _SYNAPSES:
+        if self.role(name) == "synapse":
             users = self.users(name)
             if self._blocked(users) or self._blocked(self.srcs(name)):
                 return None
-            if len(users) != 1 or self.op(users[0]) not in _NEURONS:
+            if len(users) != 1 or self.role(users[0]) != "neuron":
                 got = ", ".join(f"{u} ({self.op(u)})" for u in users) or "nothing"
                 return (f"{op} is not followed directly by a spiking neuron (feeds {got}); every netx layer is a "
                         f"synapse into neurons")
@@ -264,31 +221,31 @@ class _Classifier:
             src_shape = g.shape(src)
             if op == "Linear" and len(src_shape) != 1:
                 return f"Linear on a {list(src_shape)} input acts on the last axis only; flatten the input first"
-            if op == "Conv2d" and self.op(src) not in ("Input", *_NEURONS):
+            if op == "Conv2d" and self.op(src) != "Input" and self.role(src) != "neuron":
                 return f"Conv2d reads '{src}' ({self.op(src)}), not the input or a spiking layer"
-            if op == "Linear" and self.op(src) not in ("Input", "Flatten", "Reshape", *_NEURONS):
+            if op == "Linear" and self.op(src) != "Input" and self.role(src) not in ("flatten", "neuron"):
                 return f"Linear reads '{src}' ({self.op(src)}), not the input, a flatten or a spiking layer"
             return None
-        if op in _NEURONS:
+        if self.role(name) == "neuron":
             srcs = self.srcs(name)
             if self._blocked(srcs):
                 return None
-            if len(srcs) != 1 or self.op(srcs[0]) not in _SYNAPSES:
+            if len(srcs) != 1 or self.role(srcs[0]) != "synapse":
                 src = f"'{srcs[0]}' ({self.op(srcs[0])})" if srcs else "nothing"
                 return (f"{op} neuron is fed by {src}, not by a Conv2d/Linear synapse; Loihi neurons receive input "
                         f"through synapses only")
             syn = self.nodes[srcs[0]]
-            if syn.bias is not None and np.any(syn.bias != 0) and op == "CubaLIF" and _scalar(node, "i_decay") != 1.0:
-                return ("a bias into a CubaLIF with current decay < 1 cannot be mapped (Lava adds the bias to the "
+            if syn.bias is not None and np.any(syn.bias != 0) and float_neuron(node).i_decay != 1.0:
+                return (f"a bias into a {op} with current decay < 1 cannot be mapped (Lava adds the bias to the "
                         "voltage, not the current)")
             return None
-        if op in ("Flatten", "Reshape"):
+        if self.role(name) == "flatten":
             if self._blocked(self.srcs(name)) or self._blocked(self.users(name)):
                 return None
             if not _is_full_flatten(g, name):
                 return f"{op} to {list(g.shape(name))}: only a full flatten to (N,) maps to a netx flatten layer"
             src = self.srcs(name)[0]
-            if self.op(src) != "Input" and not (self.op(src) in _NEURONS and len(g.shape(src)) == 3):
+            if self.op(src) != "Input" and not (self.role(src) == "neuron" and len(g.shape(src)) == 3):
                 return f"{op} reads '{src}' ({self.op(src)}); netx flattens the input or a conv layer's spikes only"
             if any(self.op(u) != "Linear" for u in self.users(name)):
                 return f"{op} is not followed by a Linear layer (netx wiring: flatten -> dense)"
@@ -435,7 +392,7 @@ def lower_deployment(graph: Any, *, scale: float | str = "auto", input_scale: in
         if isinstance(node, (ir.Flatten, ir.Reshape)):
             layers.append(FloatLayer("flatten", name=name))
             synapses.append("")
-        elif node.op in _NEURONS:
+        elif cls.role(name) == "neuron":
             syn = nodes[cls.srcs(name)[0]]
             w = syn.weight.astype(np.float64)
             if first and input_scale:

@@ -58,8 +58,8 @@ __all__ = [
     "quantize_weight",
     "quantize_layer",
     "quantize_network",
-    "simulate_float",
     "spike_agreement",
+    "float_graph",
 ]
 
 W_SCALE = 64   # lava-dl's w_scale: 1.0 in float = 64 in the file
@@ -100,7 +100,7 @@ class FloatNeuron:
             raise ExportError(f"FloatNeuron: input_gain must be > 0, got {self.input_gain}")
 
     @staticmethod
-    def _check_reset(owner: str, v_reset: float | None) -> None:
+    def check_reset(owner: str, v_reset: float | None) -> None:
         if v_reset is None:
             raise ExportError(f"{owner}: soft reset (v_reset=None) has no Lava LIF equivalent; retrain with hard "
                               f"reset v_reset=0")
@@ -111,7 +111,7 @@ class FloatNeuron:
     def lif(cls, tau: float, v_threshold: float = 1.0, decay_input: bool = False,
             v_reset: float | None = 0.0) -> "FloatNeuron":
         """LIF with time constant ``tau`` (``decay_input`` as in spikeport's LIF)."""
-        cls._check_reset("LIF", v_reset)
+        cls.check_reset("LIF", v_reset)
         if not _finite(tau) or tau < 1.0:
             raise ExportError(f"LIF: tau must be >= 1, got {tau}")
         return cls(v_threshold, v_decay=1.0 / tau, input_gain=1.0 / tau if decay_input else 1.0)
@@ -119,38 +119,15 @@ class FloatNeuron:
     @classmethod
     def if_(cls, v_threshold: float = 1.0, v_reset: float | None = 0.0) -> "FloatNeuron":
         """Integrate-and-fire (no leak)."""
-        cls._check_reset("IF", v_reset)
+        cls.check_reset("IF", v_reset)
         return cls(v_threshold)
 
     @classmethod
     def cuba(cls, i_decay: float, v_decay: float, v_threshold: float = 1.0,
              v_reset: float | None = 0.0) -> "FloatNeuron":
         """Current-based LIF (Loihi's CUBA neuron)."""
-        cls._check_reset("CubaLIF", v_reset)
+        cls.check_reset("CubaLIF", v_reset)
         return cls(v_threshold, v_decay=v_decay, i_decay=i_decay)
-
-    @classmethod
-    def from_module(cls, module: Any) -> "FloatNeuron":
-        """Read a spikeport neuron module (IF, LIF, PLIF, CubaLIF, scalar DALIF)."""
-        from spikeport.models.neurons import modules as m
-
-        name = type(module).__name__
-        v_reset = getattr(module, "v_reset", 0.0)
-        th = float(getattr(module, "v_threshold", 1.0))
-        if isinstance(module, m.CubaLIF):
-            return cls.cuba(module.i_decay, module.v_decay, th, v_reset)
-        if isinstance(module, (m.LIF, m.PLIF)):
-            return cls.lif(float(module.tau), th, module.decay_input, v_reset)
-        if isinstance(module, m.DALIF):
-            if module.per_channel is not None:
-                raise ExportError(f"{name}: per-channel DA-LIF decays are not supported by the Lava target")
-            cls._check_reset(name, v_reset)
-            beta, alpha = float(module.beta.detach()), float(module.alpha.detach())
-            return cls(th, v_decay=1.0 - beta, input_gain=alpha)
-        if isinstance(module, m.IF):
-            return cls.if_(th, v_reset)
-        raise ExportError(f"{name}: no Loihi CUBA mapping for this neuron type (supported: IF, LIF, PLIF, CubaLIF, "
-                          f"DALIF)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -337,48 +314,38 @@ def quantize_network(layers: Sequence[FloatLayer], input_shape: Sequence[int],
         raise ExportError(str(e)) from e
 
 
-def simulate_float(layers: Sequence[FloatLayer], inputs: torch.Tensor | np.ndarray) -> dict[int, torch.Tensor]:
-    """Run the float model (float64, zero latency) that :func:`quantize_network` approximates.
+def float_graph(layers: Sequence[FloatLayer], input_shape: Sequence[int], name: str = "float") -> Any:
+    """The float model a chain of :class:`FloatLayer` s stands for, as an IR graph (run it with the executor).
 
-    Args:
-        layers: float layers.
-        inputs: ``[T, B, *input_shape]``.
-
-    Returns:
-        ``{layer index: [T, B, *shape] float64 spikes}`` for dense/conv layers.
+    Each dense/conv layer becomes ``Linear``/``Conv2d`` (input gain folded into weight and bias) followed by a
+    ``CubaLIF`` (hard reset to 0) named ``L<index>``; a flatten layer becomes ``Flatten``. This is what
+    :func:`quantize_network` approximates, so ``spikeport.converter.lower(float_graph(...))`` is the float
+    reference of a quantized chain (float64 when the weights and input are float64).
     """
-    x_all = torch.as_tensor(np.asarray(inputs), dtype=torch.float64)
-    params = []
-    for layer in layers:
+    from spikeport.converter import SpikeGraph, ir
+
+    g = SpikeGraph(name)
+    prev = "input"
+    g.add(ir.Input(prev, shape=tuple(int(d) for d in input_shape)))
+    for i, layer in enumerate(layers):
         if layer.kind == "flatten":
-            params.append(None)
+            g.add(ir.Flatten(f"F{i}"), [prev])
+            prev = f"F{i}"
             continue
-        w = torch.tensor(np.asarray(layer.weight), dtype=torch.float64)
-        b = None if layer.bias is None else torch.tensor(np.asarray(layer.bias), dtype=torch.float64)
-        params.append((w, b))
-    state: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    spikes: dict[int, list[torch.Tensor]] = {i: [] for i, layer in enumerate(layers) if layer.kind != "flatten"}
-    for t in range(x_all.shape[0]):
-        x = x_all[t]
-        for i, (layer, p) in enumerate(zip(layers, params)):
-            if p is None:
-                x = x.reshape(x.shape[0], -1)
-                continue
-            w, b = p
-            if layer.kind == "dense":
-                z = F.linear(x.reshape(x.shape[0], -1), w, b)
-            else:
-                z = F.conv2d(x, w, b, stride=_pair(layer.stride), padding=_pair(layer.padding),
-                             dilation=_pair(layer.dilation), groups=layer.groups)
-            n = layer.neuron
-            cur, v = state.get(i, (torch.zeros_like(z), torch.zeros_like(z)))
-            cur = (1.0 - n.i_decay) * cur + n.input_gain * z
-            h = (1.0 - n.v_decay) * v + cur
-            s = (h >= n.v_threshold).to(torch.float64)
-            state[i] = (cur, h * (1.0 - s))
-            spikes[i].append(s)
-            x = s
-    return {i: torch.stack(v) for i, v in spikes.items()}
+        n = layer.neuron
+        w = np.asarray(layer.weight, dtype=np.float64) * n.input_gain
+        b = None if layer.bias is None else np.asarray(layer.bias, dtype=np.float64) * n.input_gain
+        if layer.kind == "dense":
+            syn: Any = ir.Linear(f"W{i}", weight=w, bias=b)
+        else:
+            syn = ir.Conv2d(f"W{i}", weight=w, bias=b, stride=_pair(layer.stride), padding=_pair(layer.padding),
+                            dilation=_pair(layer.dilation), groups=layer.groups)
+        g.add(syn, [prev])
+        g.add(ir.CubaLIF(f"L{i}", i_decay=n.i_decay, v_decay=n.v_decay, v_threshold=n.v_threshold, v_reset=0.0),
+              [syn.name])
+        prev = f"L{i}"
+    g.add(ir.Output("output"), [prev])
+    return g.validate()
 
 
 def spike_agreement(a: dict[int, Any], b: dict[int, Any]) -> dict[int, float]:

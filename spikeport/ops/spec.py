@@ -1,0 +1,387 @@
+"""The op registry: everything spikeport knows about an IR op type, declared once.
+
+Each IR node type (:mod:`spikeport.converter.ir`) has one :class:`OpSpec` that
+states, capability by capability, how the toolchain handles it:
+
+============  =======================================================================================
+capability    what the spec holds
+============  =======================================================================================
+``trace``     :class:`ModuleAdapter` s: the torch module classes recognised as this op and the
+              function turning such a module into the IR node (used by the tracer and by the
+              hook-based energy recorder)
+``execute``   ``execute(node, in_shapes) -> nn.Module``: the reference executor's module (every op
+              has one; a neuron's module calls its :class:`NeuronDynamics`)
+``energy``    an :class:`~spikeport.energy.rules.OpRule`: how the op is observed and counted
+``nir``       :class:`NirMapping`: export to a NIR node and the NIR node types it imports
+``onnx``      :class:`OnnxSupport`: the sequence export and (unless the op needs the whole
+              sequence) the streaming single-step export
+``loihi``     :class:`LoihiMapping`: the op's role in a Loihi 2 network (synapse, neuron with its
+              CUBA mapping, flatten, io)
+============  =======================================================================================
+
+A capability an op lacks is an explicit :class:`Refused` carrying the reason,
+which every caller (export errors, ``spikeport ops``, energy) shows as is.
+:func:`register_op` adds a spec (user code may add its own op types);
+:func:`spec_of` looks one up by node or node type (walking the MRO).
+
+Module classes that are not one IR op have *module adapters* of their own:
+bypassed identities (Dropout) and composite modules that expand to several
+nodes (an STAA block); see :func:`register_adapter`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, Union
+
+from spikeport.errors import GraphError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from torch import nn
+
+    from spikeport.converter.ir import IRNode, Shape
+    from spikeport.energy.rules import OpRule
+
+__all__ = ["CAPABILITIES", "Refused", "Refusal", "ModuleAdapter", "NeuronDynamics", "NirMapping", "NirContext",
+           "OnnxSupport", "LoihiMapping", "OpSpec", "register_op", "register_adapter", "spec_of", "find_spec",
+           "all_specs", "module_adapter", "builtin_adapters", "capability", "refusal", "iter_capabilities",
+           "AdapterResult", "MISSING", "energy_rule_at"]
+
+MISSING = dataclasses.MISSING
+"""What :func:`module_adapter` returns for a module class no adapter knows."""
+
+CAPABILITIES = ("trace", "execute", "energy", "nir", "onnx", "loihi")
+"""Capability names, in the order ``spikeport ops`` shows them."""
+
+AdapterResult = Union["IRNode", Sequence["IRNode"], None]
+ConvertFn = Callable[[Any, str], AdapterResult]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A capability an op does not have, and why (shown to the user verbatim).
+
+    Args:
+        reason: the reason and, where there is one, the way around it.
+        detail: optional ``detail(node) -> str`` adding node-specific facts (e.g. non-causal).
+    """
+
+    reason: str
+    detail: Callable[[Any], str] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reason, str) or not self.reason.strip():
+            raise GraphError("Refused: a refusal needs a non-empty reason")
+
+    def why(self, node: Any = None) -> str:
+        """The reason, specialised to ``node`` when a ``detail`` function is given."""
+        if node is not None and self.detail is not None:
+            return self.detail(node)
+        return self.reason
+
+
+@dataclass(frozen=True)
+class ModuleAdapter:
+    """How torch modules of class ``module`` become IR node(s).
+
+    Args:
+        module: the module class (subclasses match too, see ``known``).
+        convert: ``convert(module, name) -> IRNode | [IRNode, ...] | None`` (``None``: bypass as identity).
+        known: classes whose implementation of ``methods`` the adapter knows; a subclass overriding one
+            of them elsewhere is refused (its equation is unknown). Default: ``(module,)``.
+        methods: the methods checked (``forward`` for layers, ``step`` for spikeport neurons).
+        energy: rule for the hook-based recorder when the adapter expands a module into several nodes
+            (composite modules); single-op adapters use their op's rule.
+        framework: where the class comes from (``torch``, ``spikeport``, ``spikingjelly``, ...).
+        op: the IR node type a single-op adapter produces (set by :func:`register_op`).
+    """
+
+    module: type
+    convert: ConvertFn
+    known: tuple[type, ...] = ()
+    methods: tuple[str, ...] = ("forward",)
+    energy: "OpRule | None" = None
+    framework: str = "torch"
+    op: type | None = None
+
+    def check(self, m: Any, name: str) -> None:
+        """Refuse ``m`` if its class overrides a checked method outside the known classes (and their bases)."""
+        known = self.known or (self.module,)
+        allowed = {k for c in known for k in c.__mro__}
+        for method in self.methods:
+            owner = next((k for k in type(m).__mro__ if method in vars(k)), None)
+            if owner is not None and owner not in allowed:
+                raise GraphError(
+                    f"module '{name}' ({type(m).__module__}.{type(m).__qualname__}) overrides {method}() of "
+                    f"{known[0].__name__}; its equation is unknown to the built-in adapter. Register an "
+                    f"adapter for {type(m).__name__} with spikeport.converter.register_handler (see "
+                    "docs/extending.md)")
+
+    def __call__(self, m: Any, name: str) -> list["IRNode"]:
+        self.check(m, name)
+        out = self.convert(m, name)
+        if out is None:
+            return []
+        return [out] if not isinstance(out, (list, tuple)) else list(out)
+
+
+@dataclass(frozen=True)
+class NeuronDynamics:
+    """A neuron op's discrete-time step for the reference executor.
+
+    Args:
+        params: node fields the step reads (floats stay floats; arrays become buffers shaped
+            leading-aligned to the per-step rank).
+        step: ``step(x, state, p) -> (spikes, new_state)`` with ``p`` a mapping of the prepared
+            parameters and ``spikes`` from ``p["surrogate"]`` (the executor's Heaviside); it calls
+            the pure functions of :mod:`spikeport.models.neurons.functional`.
+        init_state: ``init_state(x_t) -> state`` (zeros of one step's input by default).
+        derived: ``derived(p) -> {name: value}`` extra parameters computed once (e.g. ``1 / tau``
+            exactly as the model's module computes it).
+    """
+
+    params: tuple[str, ...]
+    step: Callable[[Any, Any, Mapping[str, Any]], tuple[Any, Any]]
+    init_state: Callable[[Any], Any] | None = None
+    derived: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class NirContext:
+    """What a NIR export/import function knows besides the node.
+
+    Attributes:
+        dt: seconds per step.
+        shape: the node's per-step output shape (export); in_shapes: its input shapes (export).
+        n_inputs, n_outputs: Input/Output nodes created so far (import, for their indices).
+        options: importer options (integration rule, producer preset), see :mod:`spikeport.converter.nir_io`.
+    """
+
+    dt: float
+    shape: tuple[int, ...] = ()
+    in_shapes: tuple[tuple[int, ...], ...] = ()
+    n_inputs: int = 0
+    n_outputs: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NirMapping:
+    """NIR exchange of an op.
+
+    Args:
+        export: ``export(node, ctx) -> nir node``, or a :class:`Refused` (the op has no NIR primitive).
+            The function raises :class:`Refusal` when a particular node's parameters cannot be expressed.
+        imports: ``{NIR type name: importer(name, nir_node, ctx) -> [IRNode, ...]}`` for the NIR types
+            that import as this op.
+    """
+
+    export: Callable[[Any, NirContext], Any] | Refused
+    imports: Mapping[str, Callable[[str, Any, NirContext], list[Any]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OnnxSupport:
+    """ONNX export: the sequence graph (always, through the executor) and the streaming step graph."""
+
+    stream: bool | Refused = True
+
+
+@dataclass(frozen=True)
+class LoihiMapping:
+    """The op's role in a Loihi 2 deployment (see :mod:`spikeport.targets.lava`).
+
+    Args:
+        role: ``synapse`` (Dense/Conv weights into a neuron population), ``neuron`` (a CUBA population),
+            ``flatten`` (a netx flatten layer), ``io`` (graph input/output).
+        neuron: ``neuron(node) -> FloatNeuron``: the float CUBA-LIF the neuron maps onto (raises
+            ExportError with the reason when this node's parameters cannot be mapped).
+    """
+
+    role: str
+    neuron: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ("synapse", "neuron", "flatten", "io"):
+            raise GraphError(f"LoihiMapping: role must be synapse, neuron, flatten or io, got {self.role!r}")
+        if (self.role == "neuron") != (self.neuron is not None):
+            raise GraphError("LoihiMapping: a neuron role needs a neuron mapping function (and only it)")
+
+
+class Refusal(GraphError):
+    """Raised by an export/mapping function when a specific node cannot be expressed (message = reason)."""
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """Everything the toolchain knows about one IR op type (see the module docstring).
+
+    Args:
+        node: the IR node class.
+        summary: one line for ``spikeport ops``.
+        execute: the executor's module builder (required: every op runs in the reference).
+        modules: module adapters recognising torch modules as this op, or a refusal.
+        energy: the op-counting rule, or a refusal (the recorder then errors unless unmeasured
+            layers are allowed).
+        nir, onnx, loihi: target mappings, or refusals.
+        dynamics: neurons only: the step the executor runs.
+    """
+
+    node: type
+    summary: str
+    execute: Callable[[Any, list["Shape"]], "nn.Module"]
+    modules: tuple[ModuleAdapter, ...] | Refused = ()
+    energy: "OpRule | Refused" = Refused("no energy rule declared")
+    nir: NirMapping | Refused = Refused("no NIR mapping declared")
+    onnx: OnnxSupport | Refused = OnnxSupport()
+    loihi: LoihiMapping | Refused = Refused("no Loihi mapping declared")
+    dynamics: NeuronDynamics | None = None
+
+    def __post_init__(self) -> None:
+        if getattr(self.node, "family", None) == "neuron" and getattr(self.node, "stateful", False) \
+                and self.dynamics is None:
+            raise GraphError(f"OpSpec({self.node.__name__}): a stateful neuron needs dynamics (its step function)")
+
+    @property
+    def name(self) -> str:
+        return self.node.__name__
+
+
+# ---------------------------------------------------------------- the registry
+_OPS: dict[type, OpSpec] = {}
+_ADAPTERS: dict[type, ModuleAdapter | None] = {}  # module class -> adapter (None: bypass as identity)
+_LOADED = False
+
+
+def _ensure_loaded() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        import spikeport.ops.builtin  # noqa: F401  (declares the built-in specs)
+
+
+def register_op(spec: OpSpec, *, replace: bool = False) -> OpSpec:
+    """Add ``spec`` to the registry (its module adapters too).
+
+    Raises:
+        GraphError: the node type already has a spec (pass ``replace=True``), or an adapter's module
+            class is already claimed by another op.
+    """
+    if not isinstance(spec, OpSpec):
+        raise GraphError(f"register_op: expected an OpSpec, got {type(spec).__name__}")
+    if spec.node in _OPS and not replace:
+        raise GraphError(f"op {spec.name} is already registered; pass replace=True to replace its spec")
+    if isinstance(spec.modules, tuple):
+        spec = dataclasses.replace(spec, modules=tuple(dataclasses.replace(a, op=spec.node) for a in spec.modules))
+        for a in spec.modules:
+            register_adapter(a, replace=replace)
+    _OPS[spec.node] = spec
+    return spec
+
+
+def register_adapter(adapter: ModuleAdapter | type, *, replace: bool = False) -> None:
+    """Register a module adapter (or ``register_adapter(cls)`` alone: bypass ``cls`` as the identity)."""
+    if isinstance(adapter, type):
+        cls, value = adapter, None
+    else:
+        cls, value = adapter.module, adapter
+    prev = _ADAPTERS.get(cls, dataclasses.MISSING)
+    if prev is not dataclasses.MISSING and not replace and prev is not value:
+        raise GraphError(f"module class {cls.__module__}.{cls.__qualname__} already has an adapter; pass "
+                         "replace=True to replace it")
+    _ADAPTERS[cls] = value
+
+
+def all_specs() -> list[OpSpec]:
+    """Every registered spec, built-ins first, in declaration order."""
+    _ensure_loaded()
+    return list(_OPS.values())
+
+
+def find_spec(node_type: type) -> OpSpec | None:
+    """The spec of ``node_type`` (walking its MRO), or ``None``."""
+    _ensure_loaded()
+    for k in node_type.__mro__:
+        if k in _OPS:
+            return _OPS[k]
+    return None
+
+
+def spec_of(node: Any) -> OpSpec:
+    """The spec of an IR node or node type.
+
+    Raises:
+        GraphError: naming the node and how to register its type.
+    """
+    t = node if isinstance(node, type) else type(node)
+    spec = find_spec(t)
+    if spec is None:
+        label = f"node '{node.name}' ({t.__name__})" if not isinstance(node, type) else f"IR type {t.__name__}"
+        raise GraphError(f"{label} has no op spec; declare one with spikeport.ops.register_op (see "
+                         "docs/extending.md)")
+    return spec
+
+
+def builtin_adapters() -> Mapping[type, ModuleAdapter | None]:
+    """Every registered module adapter by module class (``None`` = bypass)."""
+    _ensure_loaded()
+    return _ADAPTERS
+
+
+def module_adapter(cls: type) -> ModuleAdapter | None | object:
+    """The adapter for module class ``cls`` (MRO walk): an adapter, ``None`` (bypass) or ``MISSING``."""
+    _ensure_loaded()
+    for k in cls.__mro__:
+        if k in _ADAPTERS:
+            return _ADAPTERS[k]
+    return dataclasses.MISSING
+
+
+def energy_rule_at(cls: type) -> "OpRule | Refused | None | object":
+    """The built-in energy rule declared *at* class ``cls`` (no MRO walk; the recorder walks it).
+
+    Returns the op's rule for an IR node type, the rule of a module adapter (its own for
+    composite/record-only adapters, its op's otherwise, ``free`` for a bypass), or
+    :data:`MISSING` when nothing is declared at ``cls``.
+    """
+    _ensure_loaded()
+    if cls in _OPS:
+        return _OPS[cls].energy
+    if cls in _ADAPTERS:
+        a = _ADAPTERS[cls]
+        if a is None:
+            from spikeport.energy.rules import OpRule
+
+            return OpRule("free")
+        if a.energy is not None:
+            return a.energy
+        if a.op is not None and a.op in _OPS:
+            return _OPS[a.op].energy
+    return MISSING
+
+
+def capability(spec: OpSpec, name: str) -> Any:
+    """The value of capability ``name`` of ``spec`` (:data:`CAPABILITIES`)."""
+    if name == "trace":
+        return spec.modules
+    if name not in CAPABILITIES:
+        raise GraphError(f"unknown capability '{name}' (known: {', '.join(CAPABILITIES)})")
+    return getattr(spec, name)
+
+
+def refusal(spec: OpSpec, name: str, node: Any = None) -> str | None:
+    """The refusal reason of capability ``name`` (``None`` when implemented)."""
+    value = capability(spec, name)
+    if isinstance(value, Refused):
+        return value.why(node)
+    if name == "trace" and not value:
+        return "no torch module maps to this op (it is created by graph passes or file import)"
+    return None
+
+
+def iter_capabilities() -> Iterator[tuple[OpSpec, str, str | None]]:
+    """``(spec, capability, refusal reason or None)`` for every registered op and capability."""
+    for spec in all_specs():
+        for cap in CAPABILITIES:
+            yield spec, cap, refusal(spec, cap)
