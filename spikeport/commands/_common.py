@@ -59,7 +59,7 @@ def parse_device(text: str) -> str:
     """``--device`` value: ``cpu``, ``cuda`` or ``cuda:N``, refused at parse time when unusable."""
     if text == "cpu":
         return text
-    from spikeport.training.trainer import resolve_device
+    from spikeport.runtime import resolve_device
 
     try:
         resolve_device(text)

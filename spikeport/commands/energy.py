@@ -32,6 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-trace", action="store_true",
                    help="hook the torch modules directly instead of the traced IR graph (then element-wise ops "
                         "written inline in forward(), e.g. residual adds, are not counted)")
+    p.add_argument("--allow-unmeasured", action="store_true",
+                   help="report layers that have no energy rule (e.g. an unknown neuron class) as 'unmeasured' "
+                        "instead of failing; totals then exclude them and say so")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_device_arg(p)
     add_out_args(p, "output directory for the report files")
@@ -121,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     meta["timesteps_from"] = "data" if temporal else t_origin
     report = analyze(model, data, timesteps=t, hardware=hw, encoder=enc, temporal=temporal,
                      batch_size=args.batch_size, samples=args.samples, device=args.device, seed=args.seed,
-                     progress=not args.no_progress and sys.stderr.isatty(), meta=meta)
+                     progress=not args.no_progress and sys.stderr.isatty(), meta=meta,
+                     allow_unmeasured=args.allow_unmeasured)
     files = write_report(report, out, force=args.force)
     print(report.summary())
     print(f"wrote {len(files)} files to {out}")

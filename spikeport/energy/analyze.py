@@ -78,8 +78,11 @@ def _batches(data: Any, batch_size: int, samples: int | None) -> tuple[Iterable[
 def record_model(model: nn.Module, data: Any, *, timesteps: int, encoder: str = "direct", temporal: bool = False,
                  batch_size: int = 64, samples: int | None = None, device: str = "cpu", seed: int = 0,
                  rules: Mapping[type, OpRule] | None = None, graph: Any = None, progress: bool = False,
-                 count_active: bool = False) -> Recording:
+                 count_active: bool = False, allow_unmeasured: bool = False) -> Recording:
     """Run ``model`` in eval mode over ``data`` inside :func:`record_spikes` and return the recording.
+
+    The model is moved to ``device`` and set to eval mode for the run; its device and
+    train/eval mode are restored afterwards.
 
     Args:
         model: a multi-step model (``[T, B, ...]`` -> anything).
@@ -92,17 +95,39 @@ def record_model(model: nn.Module, data: Any, *, timesteps: int, encoder: str = 
         samples: use only the first ``samples`` samples.
         device: ``cpu`` or ``cuda``.
         seed: seeds the encoder's generator (rate coding), so reruns are identical.
-        rules, graph, count_active: passed to :func:`record_spikes`.
+        rules, graph, count_active, allow_unmeasured: passed to :func:`record_spikes`.
         progress: show a tqdm progress bar (on stderr).
     """
-    from spikeport.training.trainer import resolve_device, to_sequence
+    from spikeport.runtime import resolve_device
 
     if batch_size <= 0:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     if samples is not None and samples <= 0:
         raise ConfigError(f"samples must be positive, got {samples}")
     dev = resolve_device(device)
-    model = model.to(dev).eval()
+    was_training, home = model.training, _device_of(model)
+    model.to(dev).eval()
+    try:
+        return _record(model, data, dev, timesteps=timesteps, encoder=encoder, temporal=temporal,
+                       batch_size=batch_size, samples=samples, seed=seed, rules=rules, graph=graph, progress=progress,
+                       count_active=count_active, allow_unmeasured=allow_unmeasured)
+    finally:  # the caller's model keeps its device and mode
+        model.train(was_training)
+        if home is not None:
+            model.to(home)
+
+
+def _device_of(model: nn.Module) -> torch.device | None:
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return None
+
+
+def _record(model: nn.Module, data: Any, dev: torch.device, *, timesteps: int, encoder: str, temporal: bool,
+            batch_size: int, samples: int | None, seed: int, rules: Mapping[type, OpRule] | None, graph: Any,
+            progress: bool, count_active: bool, allow_unmeasured: bool) -> Recording:
+    from spikeport.runtime import to_sequence
+
     it, n_batches = _batches(data, batch_size, samples)
     gen = torch.Generator().manual_seed(seed)
     bar: Iterator[Any] = iter(it)
@@ -111,7 +136,8 @@ def record_model(model: nn.Module, data: Any, *, timesteps: int, encoder: str = 
 
         bar = tqdm(it, total=n_batches or None, desc="energy", unit="batch", leave=False,
                    disable=None)  # off when stderr is not a tty
-    with record_spikes(model, rules=rules, graph=graph, count_active=count_active) as rec, torch.no_grad():
+    with record_spikes(model, rules=rules, graph=graph, count_active=count_active,
+                       allow_unmeasured=allow_unmeasured) as rec, torch.no_grad():
         for batch in bar:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             if not isinstance(x, torch.Tensor):
@@ -156,7 +182,7 @@ def recording_target(model: nn.Module, input_shape: tuple[int, ...], *, no_trace
 def analyze(model: nn.Module, data: Any, *, timesteps: int, hardware: Any = "horowitz45", encoder: str = "direct",
             temporal: bool = False, batch_size: int = 64, samples: int | None = None, device: str = "cpu",
             seed: int = 0, rules: Mapping[type, OpRule] | None = None, graph: Any = None, progress: bool = False,
-            meta: Mapping[str, Any] | None = None) -> EnergyReport:
+            meta: Mapping[str, Any] | None = None, allow_unmeasured: bool = False) -> EnergyReport:
     """Record ``model`` on ``data`` and estimate its energy (see :func:`record_model`, :func:`estimate`).
 
     Active membrane updates are counted when the energy model prices them apart from idle ones.
@@ -166,7 +192,7 @@ def analyze(model: nn.Module, data: Any, *, timesteps: int, hardware: Any = "hor
     hw = get_hardware(hardware)
     rec = record_model(model, data, timesteps=timesteps, encoder=encoder, temporal=temporal, batch_size=batch_size,
                        samples=samples, device=device, seed=seed, rules=rules, graph=graph, progress=progress,
-                       count_active=hw.e_neuron_active_pj != hw.e_neuron_idle_pj)
+                       count_active=hw.e_neuron_active_pj != hw.e_neuron_idle_pj, allow_unmeasured=allow_unmeasured)
     info = {"encoder": "none (temporal data)" if temporal else encoder, "seed": seed}
     info.update(dict(meta or {}))
     return estimate(rec, hw, meta=info)

@@ -93,9 +93,14 @@ class EnergyReport:
         """A few lines for the terminal."""
         t = self.totals
         m = self.meta
+        rate = t["firing_rate"]
+        unmeasured = m.get("unmeasured_layers") or []
+        warn = (f"\n  UNMEASURED: {len(unmeasured)} layer(s) without an energy rule ({', '.join(unmeasured)}); every "
+                "total below excludes them (a lower bound)") if unmeasured else ""
         return (f"{m.get('model', '?')}: {m.get('samples', '?')} samples, T={m.get('timesteps')}"
-                f", firing rate {t['firing_rate']:.4f}\n"
-                f"  per sample: {t['syn_acs'] + t['syn_int_acs']:.4g} ACs, {t['syn_macs']:.4g} MACs "
+                f", firing rate {'unmeasured' if not math.isfinite(rate) else format(rate, '.4f')}{warn}\n"
+                f"  per sample{', measured layers only (lower bounds)' if unmeasured else ''}: "
+                f"{t['syn_acs'] + t['syn_int_acs']:.4g} ACs, {t['syn_macs']:.4g} MACs "
                 f"(dense {t['dense_macs']:.4g}), {t['spikes']:.4g} spikes\n"
                 f"  energy ({self.hardware.name}): {t['energy_pj'] / 1e6:.6g} uJ per sample "
                 f"(papers' formula {t['paper_energy_pj'] / 1e6:.6g} uJ; ANN {t['ann_energy_pj'] / 1e6:.6g} uJ)")
@@ -176,11 +181,14 @@ def _neuron_ops(rec: Recording) -> dict[str, tuple[int, int]]:
 
 
 def _weighted_rate(rec: Recording) -> float:
+    """Spikes / neuron-steps over the measured neuron layers (NaN when only unmeasured layers could spike)."""
     spikes = elems = 0
     for r in rec.nodes(NeuronRecord):
         if r.rule.role == "neuron":
             spikes += int(r.spikes_tc.sum())
             elems += int(r.elements_t.sum())
+    if not elems and rec.unmeasured:
+        return math.nan
     return spikes / elems if elems else 0.0
 
 

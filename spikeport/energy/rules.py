@@ -35,7 +35,9 @@ Roles:
 
 from __future__ import annotations
 
+import copy
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -222,12 +224,15 @@ def autograd_fanout(module: nn.Module, node: Any, item_shape: tuple[int, ...]) -
     ones and every other parameter zeroed, on an all-ones float64 input, and takes
     the gradient of the output sum. Exact for any linear op; costs one forward and
     backward on a single item. Multi-step layers get a ``[1, 1, *item]`` input,
-    plain torch layers ``[1, *item]``.
+    plain torch layers ``[1, *item]``. The module runs as a hook-free copy, so the
+    recorder's own hooks never see these probe calls.
     """
     params = dict(module.named_parameters(recurse=False))
     if "weight" not in params:
         raise GraphError(f"{type(module).__name__}: no 'weight' parameter to derive a fan-out from; give its rule a "
                          "fanout function")
+    module = copy.copy(module)  # shallow: shares parameters, own (empty) hook tables
+    module._forward_hooks, module._forward_pre_hooks = OrderedDict(), OrderedDict()
 
     def run(lead: int, binary: bool) -> torch.Tensor:
         repl = {n: (((p.detach() != 0) if binary else torch.ones_like(p)).to(torch.float64) if n == "weight"
@@ -236,13 +241,13 @@ def autograd_fanout(module: nn.Module, node: Any, item_shape: tuple[int, ...]) -
         return _grad_of_sum(fn, (1,) * lead + tuple(item_shape))[(0,) * lead]
 
     errors = []
-    for lead in (2, 1):
+    for lead in (2, 1):  # multi-step layers first, then plain torch layers
         try:
             return run(lead, True), run(lead, False)
         except Exception as e:  # noqa: BLE001 - the module rejects this input rank; try the next one
             errors.append(f"{type(e).__name__}: {e}")
     raise GraphError(f"{type(module).__name__}: could not derive the fan-out map for input {list(item_shape)} "
-                     f"({errors[-1]}); give its rule a fanout function")
+                     f"({'; '.join(errors)}); give its rule a fanout function")
 
 
 def _pool_params(module: nn.Module, node: Any) -> tuple[Any, Any, Any, bool]:

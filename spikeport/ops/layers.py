@@ -135,7 +135,8 @@ register_op(OpSpec(
     ir.AdaptiveAvgPool, "2-D adaptive average pooling", _exec_adaptive,
     modules=_adapter(nn.AdaptiveAvgPool2d, L.AdaptiveAvgPool2d, _from_adaptive),
     energy=OpRule("pool", item_ndim=3, fanout=adaptive_pool_fanout, note=_POOL_NOTE),
-    nir=NirMapping(_nir_adaptive),
+    nir=NirMapping(_nir_adaptive, import_note="exported as NIR AvgPool2d (fixed windows), which imports back as "
+                                              "AvgPool"),
     loihi=Refused("adaptive average pooling inside the network: netx builds no pooling layer; move it after the "
                   "last spiking layer")))
 
@@ -248,7 +249,8 @@ _TRACED = Refused("created by the tracer from forward() code (+, *, torch.cat), 
 register_op(OpSpec(
     ir.Add, "element-wise sum (residual add)", _exec_fn(_add, "add"), modules=_TRACED,
     energy=OpRule("custom", count=count_add, note="element-wise Add: one addition per extra nonzero operand"),
-    nir=NirMapping(Refused("exported as several NIR edges into the consumer (NIR sums a node's inputs)")),
+    nir=NirMapping(Refused("exported as several NIR edges into the consumer (NIR sums a node's inputs)"),
+                   imported_by="any node with several incoming NIR edges"),
     loihi=Refused(f"residual addition: {_NOT_CHAINED} (no skip connections)")))
 
 register_op(OpSpec(

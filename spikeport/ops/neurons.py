@@ -304,14 +304,15 @@ register_op(OpSpec(
     ir.PLIF, "parametric LIF neuron (learned 1/tau)", _execute, modules=_adapter(N.PLIF, _from_plif),
     dynamics=NeuronDynamics(("v_threshold", "v_reset", "inv_tau", "decay_input"), _lif_step),
     energy=_LIF_RULE,
-    nir=NirMapping(_nir_plif),
+    nir=NirMapping(_nir_plif, import_note="exported as NIR LIF (tau = 1/inv_tau), which imports back as LIF "
+                                          "with the same equation"),
     loihi=LoihiMapping("neuron", _loihi_plif)))
 
 register_op(OpSpec(
     ir.DALIF, "dual-adaptive LIF neuron (DA-LIF)", _execute, modules=_adapter(N.DALIF, _from_dalif),
     dynamics=NeuronDynamics(("v_threshold", "v_reset", "alpha", "beta"), _dalif_step),
     energy=neuron_rule(2, 2, "DA-LIF"),
-    nir=NirMapping(_nir_dalif),
+    nir=NirMapping(_nir_dalif, imported_by="LIF (nodes with v_leak = 0 and v_reset != 0)"),
     loihi=LoihiMapping("neuron", _loihi_dalif)))
 
 register_op(OpSpec(

@@ -12,9 +12,10 @@ capability    what the spec holds
 ``execute``   ``execute(node, in_shapes) -> nn.Module``: the reference executor's module (every op
               has one; a neuron's module calls its :class:`NeuronDynamics`)
 ``energy``    an :class:`~spikeport.energy.rules.OpRule`: how the op is observed and counted
-``nir``       :class:`NirMapping`: export to a NIR node and the NIR node types it imports
-``onnx``      :class:`OnnxSupport`: the sequence export and (unless the op needs the whole
-              sequence) the streaming single-step export
+``nir_*``     :class:`NirMapping`: export to a NIR node (``nir_export``) and the NIR node types
+              that import as this op (``nir_import``)
+``onnx*``     :class:`OnnxSupport`: the sequence export (``onnx``, through the executor) and,
+              unless the op needs the whole sequence, the single-step export (``onnx_stream``)
 ``loihi``     :class:`LoihiMapping`: the op's role in a Loihi 2 network (synapse, neuron with its
               CUBA mapping, flatten, io)
 ============  =======================================================================================
@@ -45,14 +46,14 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = ["CAPABILITIES", "Refused", "Refusal", "ModuleAdapter", "NeuronDynamics", "NirMapping", "NirContext",
            "OnnxSupport", "LoihiMapping", "OpSpec", "register_op", "register_adapter", "spec_of", "find_spec",
-           "all_specs", "module_adapter", "builtin_adapters", "capability", "refusal", "iter_capabilities",
+           "all_specs", "module_adapter", "builtin_adapters", "refusal", "iter_capabilities",
            "AdapterResult", "MISSING", "energy_rule_at"]
 
 MISSING = dataclasses.MISSING
 """What :func:`module_adapter` returns for a module class no adapter knows."""
 
-CAPABILITIES = ("trace", "execute", "energy", "nir", "onnx", "loihi")
-"""Capability names, in the order ``spikeport ops`` shows them."""
+CAPABILITIES = ("trace", "execute", "energy", "nir_export", "nir_import", "onnx", "onnx_stream", "loihi")
+"""Capability names, in the order ``spikeport ops`` shows them (``nir`` and ``onnx`` have two directions/forms)."""
 
 AdapterResult = Union["IRNode", Sequence["IRNode"], None]
 ConvertFn = Callable[[Any, str], AdapterResult]
@@ -179,6 +180,10 @@ class NirMapping:
 
     export: Callable[[Any, NirContext], Any] | Refused
     imports: Mapping[str, Callable[[str, Any, NirContext], list[Any]]] = field(default_factory=dict)
+    import_note: str = ""
+    """Why no NIR type imports as this op, when ``imports`` is empty (e.g. "imports back as LIF")."""
+    imported_by: str = ""
+    """The importer that creates this op although no NIR type is named after it (e.g. ``LIF`` for DALIF)."""
 
 
 @dataclass(frozen=True)
@@ -361,22 +366,31 @@ def energy_rule_at(cls: type) -> "OpRule | Refused | None | object":
     return MISSING
 
 
-def capability(spec: OpSpec, name: str) -> Any:
-    """The value of capability ``name`` of ``spec`` (:data:`CAPABILITIES`)."""
-    if name == "trace":
-        return spec.modules
+def refusal(spec: OpSpec, name: str, node: Any = None) -> str | None:
+    """The refusal reason of capability ``name`` (:data:`CAPABILITIES`) of ``spec``; ``None`` when implemented."""
     if name not in CAPABILITIES:
         raise GraphError(f"unknown capability '{name}' (known: {', '.join(CAPABILITIES)})")
-    return getattr(spec, name)
-
-
-def refusal(spec: OpSpec, name: str, node: Any = None) -> str | None:
-    """The refusal reason of capability ``name`` (``None`` when implemented)."""
-    value = capability(spec, name)
-    if isinstance(value, Refused):
-        return value.why(node)
-    if name == "trace" and not value:
-        return "no torch module maps to this op (it is created by graph passes or file import)"
+    if name == "trace":
+        if isinstance(spec.modules, Refused):
+            return spec.modules.why(node)
+        return None if spec.modules else "no torch module maps to this op"
+    if name == "execute":
+        return None
+    if name in ("energy", "loihi"):
+        value = getattr(spec, name)
+        return value.why(node) if isinstance(value, Refused) else None
+    if name.startswith("nir"):
+        if isinstance(spec.nir, Refused):
+            return spec.nir.why(node)
+        if name == "nir_export":
+            return spec.nir.export.why(node) if isinstance(spec.nir.export, Refused) else None
+        if spec.nir.imports or spec.nir.imported_by:
+            return None
+        return spec.nir.import_note or f"no NIR node type imports as {spec.name}"
+    if isinstance(spec.onnx, Refused):
+        return spec.onnx.why(node)
+    if name == "onnx_stream" and isinstance(spec.onnx.stream, Refused):
+        return spec.onnx.stream.why(node)
     return None
 
 

@@ -165,15 +165,31 @@ def _conv_bias(node: Any) -> np.ndarray:
     return np.zeros(node.weight.shape[0], node.weight.dtype) if node.bias is None else np.array(node.bias)
 
 
+def _ungrouped(weight: np.ndarray, groups: int) -> np.ndarray:
+    """The dense (``groups=1``) weight of a grouped convolution: zeros outside each group's block (exact).
+
+    NIR 1.0.8's type check reads the input channels from ``weight.shape[1]`` and so rejects grouped
+    convolutions; the dense form computes the same sums (the added terms are exact zeros).
+    """
+    if groups == 1:
+        return np.array(weight)
+    out_c, in_g = weight.shape[0], weight.shape[1]
+    dense = np.zeros((out_c, in_g * groups, *weight.shape[2:]), dtype=weight.dtype)
+    per = out_c // groups
+    for g in range(groups):
+        dense[g * per:(g + 1) * per, g * in_g:(g + 1) * in_g] = weight[g * per:(g + 1) * per]
+    return dense
+
+
 def _nir_conv1d(node: ir.Conv1d, ctx: NirContext) -> Any:
-    return _nir.nir().Conv1d(input_shape=int(ctx.in_shapes[0][1]), weight=np.array(node.weight),
+    return _nir.nir().Conv1d(input_shape=int(ctx.in_shapes[0][1]), weight=_ungrouped(node.weight, node.groups),
                              stride=node.stride[0], padding=node.padding[0], dilation=node.dilation[0],
-                             groups=node.groups, bias=_conv_bias(node))
+                             groups=1, bias=_conv_bias(node))
 
 
 def _nir_conv2d(node: ir.Conv2d, ctx: NirContext) -> Any:
-    return _nir.nir().Conv2d(input_shape=tuple(ctx.in_shapes[0][1:]), weight=np.array(node.weight),
-                             stride=node.stride, padding=node.padding, dilation=node.dilation, groups=node.groups,
+    return _nir.nir().Conv2d(input_shape=tuple(ctx.in_shapes[0][1:]), weight=_ungrouped(node.weight, node.groups),
+                             stride=node.stride, padding=node.padding, dilation=node.dilation, groups=1,
                              bias=_conv_bias(node))
 
 

@@ -10,7 +10,7 @@
 """
 
 from spikeport.targets.export import TARGETS, ExportResult, deployability, export_model, open_exported
-from spikeport.targets.reference import RunResult, TorchRunner, resolve_device
+from spikeport.targets.reference import RunResult, TorchRunner
 from spikeport.targets.verify import Comparison, compare, dataset_batches, random_batches, verify_export
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "open_exported",
     "RunResult",
     "TorchRunner",
-    "resolve_device",
     "Comparison",
     "compare",
     "verify_export",

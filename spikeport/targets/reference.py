@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from spikeport.errors import ConfigError, DataError, GraphError
+from spikeport.runtime import resolve_device
 
-__all__ = ["RunResult", "TorchRunner", "build_executor", "resolve_device", "spike_layers", "float32_reference",
+__all__ = ["RunResult", "TorchRunner", "build_executor", "spike_layers", "float32_reference",
            "check_input_budget", "MAX_INPUT_ELEMENTS"]
 
 MAX_INPUT_ELEMENTS = 2**31
@@ -54,29 +55,6 @@ class RunResult:
     logits: torch.Tensor
     spikes: dict[str, torch.Tensor] = field(default_factory=dict)
     runtime: str = ""
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Check ``device`` is ``cpu`` or an available ``cuda[:i]``.
-
-    Raises:
-        ConfigError: unknown device, or CUDA requested but absent (names the torch build).
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ConfigError(f"--device '{device}': not a device name; use cpu or cuda") from e
-    if dev.type == "cpu":
-        return dev
-    if dev.type != "cuda":
-        raise ConfigError(f"--device '{device}': only cpu and cuda are supported")
-    if not torch.cuda.is_available():
-        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only"
-        raise ConfigError(f"--device '{device}': CUDA is not available on this machine (torch {torch.__version__}, "
-                          f"{build} build); use --device cpu")
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device '{device}': only {torch.cuda.device_count()} CUDA device(s) present")
-    return dev
 
 
 def check_input_budget(timesteps: int, batch: int, input_shape: Sequence[int]) -> None:

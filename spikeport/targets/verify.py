@@ -364,7 +364,8 @@ def verify_export(model: Any, exported: Any, batches: Iterable[Batch], *, device
         ConfigError: CUDA requested but absent.
     """
     from spikeport.targets.export import open_exported
-    from spikeport.targets.reference import TorchRunner, resolve_device
+    from spikeport.runtime import resolve_device
+    from spikeport.targets.reference import TorchRunner
 
     dev = resolve_device(device)
     target = open_exported(exported, device="cpu") if not hasattr(exported, "run") else exported

@@ -23,12 +23,12 @@ from torch.utils.data import DataLoader
 
 from spikeport.data import DatasetSplit
 from spikeport.errors import ConfigError
-from spikeport.models.encoders import ENCODERS, check_timesteps, encode
+from spikeport.models.encoders import ENCODERS, check_timesteps
+from spikeport.runtime import resolve_device, to_sequence
 from spikeport.training import distributed as dist
 from spikeport.training.losses import create_loss, needs_teacher
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "seed_everything", "resolve_device", "to_sequence",
-           "OPTIMIZERS", "SEED_MAX"]
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "seed_everything", "OPTIMIZERS", "SEED_MAX"]
 
 log = logging.getLogger(__name__)
 
@@ -103,32 +103,6 @@ def seed_everything(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed)
     return g
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``cuda:N``; refuses cuda when none is present."""
-    try:
-        dev = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"unknown device '{name}'; use cpu or cuda") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device '{name}' is not supported; use cpu or cuda")
-    return dev
-
-
-def to_sequence(x: torch.Tensor, split_temporal: bool, timesteps: int, encoder: str,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """Batch from a DataLoader -> model input ``[T, B, ...]``.
-
-    Temporal datasets yield ``[B, T, ...]`` (transposed); static ones are encoded.
-    """
-    if split_temporal:
-        return x.transpose(0, 1).contiguous()
-    if encoder == "none":
-        raise ConfigError("encoder 'none' needs a temporal dataset (samples shaped [T, ...])")
-    return encode(x, timesteps, encoder, generator)
 
 
 def _loader(split: DatasetSplit, batch_size: int, shuffle: bool, generator: torch.Generator | None,

@@ -13,7 +13,8 @@ from spikeport.models import layers as L
 from spikeport.models.neurons import IF
 from spikeport.targets.nir import NirRunner, export_nir
 from spikeport.targets.onnx import export_onnx
-from spikeport.targets.reference import RunResult, TorchRunner, resolve_device
+from spikeport.runtime import resolve_device
+from spikeport.targets.reference import RunResult, TorchRunner
 from spikeport.targets.verify import Comparator, compare, dataset_batches, random_batches, verify_export
 
 NO_CUDA = not torch.cuda.is_available()

@@ -14,7 +14,7 @@ from spikeport.data import DatasetSplit, get_dataset
 from spikeport.errors import ConfigError
 from spikeport.models import create_model
 from spikeport.training import TrainConfig, evaluate, train
-from spikeport.training.trainer import to_sequence
+from spikeport.runtime import to_sequence
 
 
 def _subset(n: int, train_split: bool = True) -> DatasetSplit:

@@ -1,0 +1,62 @@
+"""`spikeport ops`: what the toolchain can do with each op type (the op registry as a table)."""
+
+from __future__ import annotations
+
+import argparse
+
+from spikeport.commands._common import print_table
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "ops", help="list op types and their capabilities",
+        description="List every registered IR op type with what spikeport can do with it: trace (torch modules "
+                    "recognised), execute (reference executor), energy (op-count rule), nir, onnx, loihi. A "
+                    "capability an op lacks is shown with the reason. With OP, show one op in full.")
+    p.add_argument("op", nargs="?", metavar="OP", help="one op type (e.g. LIF) to describe in full")
+    p.add_argument("--refusals", action="store_true", help="list every refused capability with its reason")
+    p.set_defaults(func=run)
+
+
+def _cell(spec, cap: str) -> str:
+    from spikeport.ops import refusal
+
+    return "no" if refusal(spec, cap) else "yes"
+
+
+def _modules(spec) -> str:
+    from spikeport.ops import Refused
+
+    if isinstance(spec.modules, Refused) or not spec.modules:
+        return ""
+    return ", ".join(f"{a.module.__module__}.{a.module.__qualname__}" for a in spec.modules)
+
+
+def run(args: argparse.Namespace) -> int:
+    from spikeport.errors import ConfigError
+    from spikeport.ops import CAPABILITIES, all_specs, refusal
+
+    specs = all_specs()
+    if args.op:
+        match = [s for s in specs if s.name.lower() == args.op.lower()]
+        if not match:
+            raise ConfigError(f"unknown op '{args.op}' (known: {', '.join(s.name for s in specs)})")
+        spec = match[0]
+        print(f"{spec.name}: {spec.summary}")
+        mods = _modules(spec)
+        if mods:
+            print(f"  modules: {mods}")
+        for cap in CAPABILITIES:
+            why = refusal(spec, cap)
+            print(f"  {cap:8s} {'refused: ' + why if why else 'yes'}")
+        return 0
+    if args.refusals:
+        rows = [{"op": s.name, "capability": cap, "reason": why} for s in specs for cap in CAPABILITIES
+                if (why := refusal(s, cap))]
+        print(print_table(rows))
+        return 0
+    rows = [{"op": s.name, **{cap: _cell(s, cap) for cap in CAPABILITIES}, "description": s.summary}
+            for s in specs]
+    print(print_table(rows))
+    print("\n'no' = refused with a reason: spikeport ops --refusals, or spikeport ops OP")
+    return 0
