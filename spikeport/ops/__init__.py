@@ -8,8 +8,18 @@ end to end. The built-in specs live in one file per family: :mod:`.neurons`,
 
 from spikeport.ops.spec import (CAPABILITIES, LoihiMapping, ModuleAdapter, NeuronDynamics, NirContext, NirMapping,
                                 OnnxSupport, OpSpec, Refusal, Refused, all_specs, find_spec, iter_capabilities,
-                                module_adapter, refusal, register_adapter, register_op, spec_of)
+                                module_adapter, refusal, register_adapter, register_op, spec_of, unregister_op)
+
+
+def __getattr__(name: str) -> object:  # helpers that import torch-side modules, loaded on first use
+    if name in ("execute_neuron", "neuron_rule"):
+        from spikeport.ops import neurons
+
+        return getattr(neurons, name)
+    raise AttributeError(f"module 'spikeport.ops' has no attribute {name!r}")
+
 
 __all__ = ["CAPABILITIES", "LoihiMapping", "ModuleAdapter", "NeuronDynamics", "NirContext", "NirMapping",
            "OnnxSupport", "OpSpec", "Refusal", "Refused", "all_specs", "find_spec", "iter_capabilities",
-           "module_adapter", "refusal", "register_adapter", "register_op", "spec_of"]
+           "module_adapter", "refusal", "register_adapter", "register_op", "spec_of", "unregister_op",
+           "execute_neuron", "neuron_rule"]

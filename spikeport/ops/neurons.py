@@ -26,7 +26,7 @@ from spikeport.ops._torch import NeuronModule
 from spikeport.ops.spec import (LoihiMapping, ModuleAdapter, NeuronDynamics, NirContext, NirMapping, OpSpec, Refusal,
                                 Refused, register_op)
 
-__all__ = ["neuron_rule", "per_layer", "to_numpy"]
+__all__ = ["neuron_rule", "execute_neuron", "per_layer", "to_numpy"]
 
 
 def to_numpy(t: torch.Tensor | None) -> np.ndarray | None:
@@ -41,8 +41,12 @@ def neuron_rule(muls: int, adds: int, what: str) -> OpRule:
                        "compare; reset is a select (0 ops)")
 
 
-def _execute(node: Any, in_shapes: list[Any]) -> NeuronModule:
+def execute_neuron(node: Any, in_shapes: list[Any]) -> NeuronModule:
+    """The executor module of any neuron op: loops its :class:`NeuronDynamics` over T (``OpSpec.execute``)."""
     return NeuronModule(node, in_shapes[0])
+
+
+_execute = execute_neuron
 
 
 def _common(m: N.SpikingNeuron) -> dict[str, Any]:

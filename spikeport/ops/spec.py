@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["CAPABILITIES", "Refused", "Refusal", "ModuleAdapter", "NeuronDynamics", "NirMapping", "NirContext",
            "OnnxSupport", "LoihiMapping", "OpSpec", "register_op", "register_adapter", "spec_of", "find_spec",
            "all_specs", "module_adapter", "builtin_adapters", "refusal", "iter_capabilities",
-           "AdapterResult", "MISSING", "energy_rule_at"]
+           "AdapterResult", "MISSING", "energy_rule_at", "unregister_op"]
 
 MISSING = dataclasses.MISSING
 """What :func:`module_adapter` returns for a module class no adapter knows."""
@@ -283,6 +283,16 @@ def register_op(spec: OpSpec, *, replace: bool = False) -> OpSpec:
             register_adapter(a, replace=replace)
     _OPS[spec.node] = spec
     return spec
+
+
+def unregister_op(node_type: type) -> None:
+    """Remove the spec of ``node_type`` and its module adapters (a plugin's registration, e.g. in a notebook)."""
+    _ensure_loaded()
+    spec = _OPS.pop(node_type, None)
+    if spec is not None and isinstance(spec.modules, tuple):
+        for a in spec.modules:
+            if _ADAPTERS.get(a.module) is a:
+                del _ADAPTERS[a.module]
 
 
 def register_adapter(adapter: ModuleAdapter | type, *, replace: bool = False) -> None:
