@@ -22,7 +22,7 @@ from spikeport.energy.rules import OpRule, tensors, value_class
 from spikeport.models import seeds as S
 from spikeport.ops._torch import load_state
 from spikeport.ops.neurons import to_numpy
-from spikeport.ops.spec import ModuleAdapter, NirMapping, OnnxSupport, OpSpec, Refused, register_adapter, register_op
+from spikeport.ops.spec import ModuleAdapter, OnnxSupport, OpSpec, Refused, register_adapter, register_op
 
 __all__ = ["count_temporal_shift", "count_position_encoding", "count_gc", "count_step_attention",
            "count_staa_block", "count_fsta"]

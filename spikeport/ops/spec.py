@@ -286,8 +286,12 @@ def register_op(spec: OpSpec, *, replace: bool = False) -> OpSpec:
 
 
 def unregister_op(node_type: type) -> None:
-    """Remove the spec of ``node_type`` and its module adapters (a plugin's registration, e.g. in a notebook)."""
+    """Remove the spec of ``node_type``, its module adapters and its IR type name (a plugin, e.g. in a notebook)."""
+    from spikeport.converter.ir.node import NODE_TYPES
+
     _ensure_loaded()
+    if NODE_TYPES.get(node_type.__name__) is node_type:
+        del NODE_TYPES[node_type.__name__]
     spec = _OPS.pop(node_type, None)
     if spec is not None and isinstance(spec.modules, tuple):
         for a in spec.modules:

@@ -4,13 +4,13 @@
   outputs and deployability summaries (:mod:`spikeport.targets.export`);
 * :mod:`spikeport.targets.onnx`, :mod:`spikeport.targets.nir`, :mod:`spikeport.targets.lava`:
   the targets (optional dependencies are imported only when a target runs);
-* :class:`TorchRunner`: the float reference on CPU or CUDA (:mod:`spikeport.targets.reference`);
+* :class:`TorchRunner`: the float reference on CPU or CUDA (:mod:`spikeport.targets.torch_runner`);
 * :func:`verify_export` / :class:`Comparison`: per-layer spike agreement, logit
   error and accuracy of a target against the reference (:mod:`spikeport.targets.verify`).
 """
 
 from spikeport.targets.export import TARGETS, ExportResult, deployability, export_model, open_exported
-from spikeport.targets.reference import RunResult, TorchRunner
+from spikeport.targets.torch_runner import RunResult, TorchRunner
 from spikeport.targets.verify import Comparison, compare, dataset_batches, random_batches, verify_export
 
 __all__ = [

@@ -8,7 +8,7 @@ and writes, next to the exported file ``PATH``:
   :func:`deployability` of the model on every target (which nodes block which);
 * ``PATH.summary.md``: the same for people;
 * target sidecars (:data:`_SIDECARS`), e.g. ``PATH.loihi.json`` for ``lava``: the host readout and input
-  encoding that go with the netx file (JSON; see :mod:`spikeport.targets.lava.lower`).
+  encoding that go with the netx file (JSON; see :mod:`spikeport.targets.lava.sidecar`).
 
 All files are first written (atomically) to hidden staging names next to
 ``PATH`` and renamed into place together only when everything succeeded, so a
@@ -44,7 +44,7 @@ TARGETS: Registry = Registry("export target")
 _SIDECARS: dict[str, tuple[str, ...]] = {"lava": (".loihi.json",)}
 """Files a target writes beside ``PATH`` (as ``PATH + suffix``), staged and committed with it."""
 
-LAVA_LOWERING_MISSING = ("the lava target needs an IR -> LoihiNetwork lowering (spikeport.targets.lava.lower_graph), "
+LAVA_LOWERING_MISSING = ("the lava target needs an IR -> LoihiNetwork lowering (spikeport.targets.lava.deploy_network), "
                          "which this build does not provide; export to onnx or nir instead")
 
 
@@ -122,7 +122,7 @@ def _lava_lowering() -> Callable[..., Any] | None:
     from spikeport._imports import optional_import
 
     mod = optional_import("spikeport.targets.lava")
-    return getattr(mod, "lower_graph", None) if mod is not None else None
+    return getattr(mod, "deploy_network", None) if mod is not None else None
 
 
 LAVA_CHECK_SAMPLES = 32
@@ -133,7 +133,7 @@ LAVA_CHECK_SAMPLES = 32
 def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: Sequence[int] | None = None,
           check: bool = True, lava_check: bool | None = None, scale: float | str = "auto",
           input_scale: int | None = None, input_bits: int | None = None, **opts: Any) -> ExportResult:
-    """netx ``path`` + ``path.loihi.json`` (host readout, input encoding); see :mod:`spikeport.targets.lava.lower`.
+    """netx ``path`` + ``path.loihi.json`` (host readout, input encoding); see :mod:`spikeport.targets.lava.deploy`.
 
     ``check``: compare the float model with the Loihi-exact reference on seeded inputs on the input grid.
     ``lava_check``: also run Lava (``fixed_pt``) on a few of them and require identical spikes (default:
@@ -144,10 +144,13 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
     if _lava_lowering() is None:
         raise ExportError(LAVA_LOWERING_MISSING)
     from spikeport.targets.lava import lava_available
-    from spikeport.targets.lava.lower import (DEFAULT_INPUT_SCALE, LoihiRunner, grid_inputs, lava_check as run_check,
-                                              loihi_summary, lower_deployment, write_deployment)
+    from spikeport.targets.lava.cores import loihi_summary
+    from spikeport.targets.lava.deploy import DEFAULT_INPUT_SCALE, deploy_graph, grid_inputs
+    from spikeport.targets.lava.runner import LoihiRunner
+    from spikeport.targets.lava.runner import lava_check as run_check
+    from spikeport.targets.lava.sidecar import write_deployment
 
-    dep = lower_deployment(to_graph(model, input_shape), scale=scale,
+    dep = deploy_graph(to_graph(model, input_shape), scale=scale,
                            input_scale=DEFAULT_INPUT_SCALE if input_scale is None else input_scale,
                            input_bits=input_bits)
     written = write_deployment(dep, path)
@@ -156,7 +159,7 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
                                "loihi": loihi_summary(dep)}
     comparison = None
     if check:
-        from spikeport.targets.reference import TorchRunner
+        from spikeport.targets.torch_runner import TorchRunner
         from spikeport.targets.verify import compare
 
         t = timesteps or 4
@@ -321,7 +324,7 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
 # ----------------------------------------------------------------------------- reading exports back
 def open_exported(path: str | os.PathLike, *, device: str = "cpu", lava_backend: str = "reference") -> Any:
     """A runner for an exported file, by suffix: ``.onnx`` (onnxruntime), ``.nir`` (imported to the IR),
-    ``.net`` (Loihi: :class:`~spikeport.targets.lava.lower.LoihiRunner` with ``lava_backend`` =
+    ``.net`` (Loihi: :class:`~spikeport.targets.lava.runner.LoihiRunner` with ``lava_backend`` =
     ``reference``, ``lava`` or ``both``, plus the host readout from ``.net.loihi.json``).
 
     Raises:
@@ -340,7 +343,7 @@ def open_exported(path: str | os.PathLike, *, device: str = "cpu", lava_backend:
 
         return NirRunner(p, device=device)
     if suffix in (".net", ".h5", ".hdf5"):
-        from spikeport.targets.lava.lower import LoihiRunner
+        from spikeport.targets.lava.runner import LoihiRunner
 
         return LoihiRunner(p, backend=lava_backend, device=device)
     raise DataError(f"{p}: unknown export type '{p.suffix}'; expected .onnx, .nir or .net")

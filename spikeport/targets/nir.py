@@ -22,7 +22,7 @@ import torch
 
 from spikeport._io import atomic_path
 from spikeport.errors import ExportError
-from spikeport.targets.reference import TorchRunner, check_input_budget
+from spikeport.targets.torch_runner import TorchRunner, check_input_budget
 from spikeport.targets.verify import DEFAULT_ATOL, DEFAULT_TIE_EPS, Comparison, compare
 
 __all__ = ["NirExport", "NirRunner", "export_nir", "to_graph"]

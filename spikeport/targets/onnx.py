@@ -55,7 +55,7 @@ from torch import nn
 
 from spikeport._io import atomic_path
 from spikeport.errors import DataError, ExportError, SpikeportError, UnsupportedNodeError
-from spikeport.targets.reference import RunResult, TorchRunner, check_input_budget, spike_layers
+from spikeport.targets.torch_runner import RunResult, TorchRunner, check_input_budget, spike_layers
 from spikeport.targets.verify import DEFAULT_ATOL, DEFAULT_TIE_EPS, Comparison, compare
 
 __all__ = ["OnnxExport", "OnnxRunner", "export_onnx", "export_onnx_stream", "read_onnx_meta", "EXPORTERS",
@@ -368,7 +368,7 @@ def export_onnx(model: Any, path: str | os.PathLike, *, timesteps: int | None = 
         check: compare onnxruntime with the torch reference before keeping the file.
         batch, seed, scale: probe inputs ``rand(T, batch(+1), ...) * scale`` for the check.
         atol, tie_eps: logit tolerance and threshold-tie margin of the check.
-        use_ir: see :func:`spikeport.targets.reference.build_executor`.
+        use_ir: see :func:`spikeport.targets.torch_runner.build_executor`.
         source: model name stored in the metadata.
 
     Raises:

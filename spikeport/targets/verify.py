@@ -35,7 +35,7 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 import torch
 
 from spikeport.errors import ConfigError, DataError
-from spikeport.targets.reference import RunResult
+from spikeport.targets.torch_runner import RunResult
 
 __all__ = ["LayerAgreement", "Comparison", "Comparator", "Runner", "compare", "predictions", "verify_export",
            "dataset_batches", "random_batches", "DEFAULT_ATOL", "DEFAULT_TIE_EPS", "DEFAULT_MIN_PRED_AGREEMENT"]
@@ -291,7 +291,7 @@ class Comparator:
 
 def compare(reference: Any, target: Runner, batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]], *,
             atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS) -> Comparison:
-    """Run ``reference`` (a :class:`~spikeport.targets.reference.TorchRunner`) and ``target`` on every batch.
+    """Run ``reference`` (a :class:`~spikeport.targets.torch_runner.TorchRunner`) and ``target`` on every batch.
 
     Args:
         reference: the torch reference (its ``margins`` give the tie analysis).
@@ -365,7 +365,7 @@ def verify_export(model: Any, exported: Any, batches: Iterable[Batch], *, device
     """
     from spikeport.targets.export import open_exported
     from spikeport.runtime import resolve_device
-    from spikeport.targets.reference import TorchRunner
+    from spikeport.targets.torch_runner import TorchRunner
 
     dev = resolve_device(device)
     target = open_exported(exported, device="cpu") if not hasattr(exported, "run") else exported

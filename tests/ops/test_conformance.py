@@ -28,7 +28,7 @@ from spikeport.energy import estimate, record_spikes
 from spikeport.models import layers as L
 from spikeport.models import seeds as S
 from spikeport.models.neurons import modules as N
-from spikeport.ops import CAPABILITIES, LoihiMapping, Refused, all_specs, refusal, spec_of
+from spikeport.ops import CAPABILITIES, LoihiMapping, Refused, all_specs, refusal
 from spikeport.ops.spec import builtin_adapters
 
 from ..converter.samples import sample_nodes, wrap
@@ -356,9 +356,9 @@ LOIHI_REFUSED = [s for s in SPECS if isinstance(s.loihi, Refused)]
 
 @pytest.mark.parametrize("spec", LOIHI_REFUSED, ids=_ids(LOIHI_REFUSED))
 def test_loihi_refusal_reaches_the_export_error(spec):
-    """The op placed before a Linear -> IF layer: lower_graph's error carries the op's refusal reason."""
+    """The op placed before a Linear -> IF layer: deploy_network's error carries the op's refusal reason."""
     from spikeport.errors import UnsupportedNodeError
-    from spikeport.targets.lava import lower_graph
+    from spikeport.targets.lava import deploy_network
 
     g, shape, _ = _op_graph(spec)
     out = g.in_edges("o")[0].src
@@ -371,6 +371,6 @@ def test_loihi_refusal_reaches_the_export_error(spec):
     g.add(ir.IF("spk"), ["fc"])
     g.add(ir.Output("o"), ["spk"])
     with pytest.raises(UnsupportedNodeError) as e:
-        lower_graph(g.validate())
+        deploy_network(g.validate())
     node = g.node("n") if "n" in g else SAMPLES[spec.name][0]
     assert spec.loihi.why(node) in str(e.value), (spec.name, str(e.value))

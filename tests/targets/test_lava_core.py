@@ -18,7 +18,7 @@ from spikeport.targets.lava import (FloatLayer, FloatNeuron, LoihiExecutor, Loih
                                     quantize_network, read_netx, run_reference, spike_agreement,
                                     write_netx)
 from spikeport.targets.lava import _compat
-from spikeport.targets.lava.lower import float_neuron
+from spikeport.targets.lava.legality import float_neuron
 from .lava_float import float_spikes
 
 
@@ -331,7 +331,7 @@ def test_netx_builds_the_written_network(netx, tmp_path):
 
 
 def _lava_equal(path, net, x, **kw):
-    from spikeport.targets.lava.runner import run_lava
+    from spikeport.targets.lava.lava_sim import run_lava
 
     t0 = time.perf_counter()
     got = run_lava(path, x, net=net, **kw)

@@ -17,11 +17,11 @@ from spikeport.models import create_model
 from spikeport.models import layers as L
 from spikeport.models.neurons import modules as N
 from spikeport.targets.export import open_exported
-from spikeport.targets.lava import (LoihiRunner, loihi_summary, lower_deployment, lower_graph, read_deployment,
+from spikeport.targets.lava import (LoihiRunner, loihi_summary, deploy_graph, deploy_network, read_deployment,
                                     readout_path, run_reference, spike_agreement, write_deployment)
 from spikeport.targets.lava import _compat
 from spikeport.targets.nir import to_graph
-from spikeport.targets.reference import TorchRunner
+from spikeport.targets.torch_runner import TorchRunner
 from spikeport.targets.verify import compare
 from .lava_float import float_spikes
 
@@ -88,7 +88,7 @@ def _strided_model() -> nn.Module:
 
 
 def _lava_vs_reference(dep, path, x):
-    from spikeport.targets.lava.runner import run_lava
+    from spikeport.targets.lava.lava_sim import run_lava
 
     k = dep.encode_input(x)
     got = run_lava(path, k.numpy(), net=dep.network, input_message_bits=dep.input_message_bits)
@@ -102,7 +102,7 @@ def _lava_vs_reference(dep, path, x):
 
 # ---------------------------------------------------------------- (a) the digits CNN
 def test_cnn_lowering_structure_and_exact_input(cnn):
-    dep = lower_deployment(to_graph(cnn))
+    dep = deploy_graph(to_graph(cnn))
     net = dep.network
     assert [(layer.kind, layer.name) for layer in net.layers] == [("conv", "features.2"), ("conv", "features.5")]
     assert dep.synapses == ("features.0", "features.3")  # BatchNorm folded into the convs
@@ -113,7 +113,7 @@ def test_cnn_lowering_structure_and_exact_input(cnn):
     x, _ = _digits(False, 16)
     k = dep.encode_input(x)
     assert torch.equal(k.double() / 16, x.double())  # k/16 pixels: the graded encoding is exact
-    assert int(k.max()) == 16 and lower_graph(to_graph(cnn)).input_shape == (1, 8, 8)
+    assert int(k.max()) == 16 and deploy_network(to_graph(cnn)).input_shape == (1, 8, 8)
     s = loihi_summary(dep)
     assert (s["neurons"], s["synapses"], s["est_cores"]) == (16 * 64 + 32 * 64, 7744 + 247808, 2)
     assert s["fits_one_chip"] and not any(r["current_may_wrap"] for r in s["layers"])
@@ -122,7 +122,7 @@ def test_cnn_lowering_structure_and_exact_input(cnn):
 
 
 def test_cnn_float_vs_quantized(cnn, tmp_path):
-    path, _ = write_deployment(lower_deployment(to_graph(cnn)), tmp_path / "cnn.net")
+    path, _ = write_deployment(deploy_graph(to_graph(cnn)), tmp_path / "cnn.net")
     x, y = _digits(False, 200)
     c = compare(TorchRunner(cnn), LoihiRunner(path), [(x, y)])
     agree = {layer.name: layer.agreement for layer in c.layers}
@@ -136,7 +136,7 @@ def test_cnn_float_vs_quantized(cnn, tmp_path):
 @pytest.mark.lava
 @pytest.mark.slow
 def test_cnn_digits_lava_equals_reference(netx, cnn, tmp_path):
-    dep = lower_deployment(to_graph(cnn))
+    dep = deploy_graph(to_graph(cnn))
     path, side = write_deployment(dep, tmp_path / "cnn.net")
     x, _ = _digits(False, 6)
     ref = _lava_vs_reference(dep, path, x)
@@ -153,7 +153,7 @@ def test_cnn_digits_lava_equals_reference(netx, cnn, tmp_path):
 @pytest.mark.parametrize("make", [lambda: _train("spiking_mlp_digits", epochs=1), _strided_model])
 def test_mlp_and_strided_conv_lava_equals_reference(netx, tmp_path, make):
     model = make()
-    dep = lower_deployment(to_graph(model, (1, 8, 8)), input_bits=6)  # 6-bit graded input: x in [0, 63/16]
+    dep = deploy_graph(to_graph(model, (1, 8, 8)), input_bits=6)  # 6-bit graded input: x in [0, 63/16]
     path, _ = write_deployment(dep, tmp_path / "m.net")
     x, _ = _digits(False, 5)
     if not isinstance(model, nn.Sequential):
@@ -170,20 +170,20 @@ def test_mlp_and_strided_conv_lava_equals_reference(netx, tmp_path, make):
 # ---------------------------------------------------------------- (c) refusals
 def test_refusal_lists_every_blocking_node_of_seed_models():
     with pytest.raises(UnsupportedNodeError) as info:
-        lower_graph(to_graph(create_model("tssnn_digits")))
+        deploy_network(to_graph(create_model("tssnn_digits")))
     msg = str(info.value)
     assert "\n" not in msg and "6 blocking node(s)" in msg
     for name in ("stages.0.0.pre1", "stages.0.0.pre2", "stages.1.0.pre1", "stages.1.0.pre2", "'add'", "'add_1'"):
         assert name in msg, name
     assert "non-causal temporal shift" in msg and "residual addition" in msg
     with pytest.raises(UnsupportedNodeError) as info:
-        lower_graph(to_graph(create_model("staa_digits")))
+        deploy_network(to_graph(create_model("staa_digits")))
     msg = str(info.value)
     for name in ("stages.0.0.act2.pe", "stages.0.0.act2.gc", "stages.0.0.act2.sa", "stages.1.0.act2.gc"):
         assert name in msg, name
     assert "stages.1.0.act2.sa" not in msg  # after the last spiking layer: runs on the host
     with pytest.raises(UnsupportedNodeError, match="'stem.2.fsta'.*FSTA attention"):
-        lower_graph(to_graph(create_model("fsta_digits")))
+        deploy_network(to_graph(create_model("fsta_digits")))
 
 
 def test_refusal_maxpool_inside_reset_and_per_channel():
@@ -199,13 +199,13 @@ def test_refusal_maxpool_inside_reset_and_per_channel():
     g.add(ir.LIF("n3", tau=np.array([2.0, 3.0, 4.0])), ["fc"])              # per-neuron tau
     g.add(ir.Output("output"), ["n3"])
     with pytest.raises(UnsupportedNodeError) as info:
-        lower_graph(g)
+        deploy_network(g)
     msg = str(info.value)
     assert "\n" not in msg and "4 blocking node(s)" in msg
     assert "'n1' (LIF): LIF: soft reset" in msg and "'pool' (MaxPool): max pooling inside the network" in msg
     assert "'n2' (IF): IF: Lava's LIF resets to 0" in msg and "'n3' (LIF): per-channel tau" in msg
     with pytest.raises(ExportError, match="input_scale must be an int >= 0"):
-        lower_graph(g, input_scale=-1)
+        deploy_network(g, input_scale=-1)
 
 
 # ---------------------------------------------------------------- (d) CLI export + verify, atomicity
@@ -240,19 +240,20 @@ def test_cli_export_refusal_and_failures_leave_nothing(tmp_path, capsys, monkeyp
     assert len(err.splitlines()) == 1 and "'add', 'add_1' (Add): residual addition" in err
     assert list(tmp_path.iterdir()) == []
 
-    import spikeport.targets.lava.lower as lower_mod
 
     def boom(dep):
         raise ExportError("simulated failure after the netx file was written")
 
-    monkeypatch.setattr(lower_mod, "loihi_summary", boom)
+    import spikeport.targets.lava.cores as cores_mod
+
+    monkeypatch.setattr(cores_mod, "loihi_summary", boom)
     assert main(["export", "spiking_mlp_digits", "--target", "lava", "--out", str(tmp_path / "m.net")]) == 2
     assert "simulated failure" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_open_exported_net_needs_its_readout(tmp_path):
-    dep = lower_deployment(to_graph(create_model("spiking_mlp_digits")))
+    dep = deploy_graph(to_graph(create_model("spiking_mlp_digits")))
     path, side = write_deployment(dep, tmp_path / "m.net")
     runner = open_exported(path)
     assert isinstance(runner, LoihiRunner) and runner.layers == ["features.2", "features.4"]

@@ -22,7 +22,7 @@ from spikeport.models import layers as L
 from spikeport.models.neurons import CubaLIF
 from spikeport.targets import onnx as tonnx
 from spikeport.targets.onnx import OnnxRunner, export_onnx, export_onnx_stream, read_onnx_meta
-from spikeport.targets.reference import TorchRunner
+from spikeport.targets.torch_runner import TorchRunner
 from spikeport.targets.verify import compare
 
 # streaming export for every streamable digits model and one CIFAR-size one (the other CIFAR backbones are made

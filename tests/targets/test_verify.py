@@ -14,7 +14,7 @@ from spikeport.models.neurons import IF
 from spikeport.targets.nir import NirRunner, export_nir
 from spikeport.targets.onnx import export_onnx
 from spikeport.runtime import resolve_device
-from spikeport.targets.reference import RunResult, TorchRunner
+from spikeport.targets.torch_runner import RunResult, TorchRunner
 from spikeport.targets.verify import Comparator, compare, dataset_batches, random_batches, verify_export
 
 NO_CUDA = not torch.cuda.is_available()

@@ -1,7 +1,7 @@
 """Lava / Loihi 2 target: fixed-point network, netx HDF5 I/O, exact reference, Lava runner.
 
-Flow: IR graph -> :func:`lower_deployment` (on-chip :class:`LoihiNetwork` + host readout; see
-:mod:`spikeport.targets.lava.lower`), or float layers -> :func:`quantize_network` -> :class:`LoihiNetwork` ->
+Flow: IR graph -> :func:`deploy_graph` (on-chip :class:`LoihiNetwork` + host readout; see
+:mod:`spikeport.targets.lava.deploy`), or float layers -> :func:`quantize_network` -> :class:`LoihiNetwork` ->
 :func:`write_netx` (``.net`` file for ``lava.lib.dl.netx.hdf5.Network``) ->
 :func:`run_lava` (Lava ``fixed_pt`` simulation) == :func:`run_reference`
 (integer torch executor, CPU or CUDA).
@@ -16,10 +16,12 @@ from spikeport.targets.lava.netx import netx_datasets, read_netx, write_netx
 from spikeport.targets.lava.network import LoihiLayer, LoihiNetwork, netx_dense_weights
 from spikeport.targets.lava.quantize import (FloatLayer, FloatNeuron, quantize_decay, quantize_layer,
                                              quantize_network, spike_agreement)
-from spikeport.targets.lava.lower import (LoihiDeployment, LoihiRunner, loihi_summary, lower_deployment, lower_graph,
-                                          read_deployment, readout_path, write_deployment)
-from spikeport.targets.lava.reference import LoihiExecutor, ReferenceTrace, align_to_input, run_reference
-from spikeport.targets.lava.runner import run_lava
+from spikeport.targets.lava.deploy import LoihiDeployment, deploy_graph, deploy_network
+from spikeport.targets.lava.cores import loihi_summary
+from spikeport.targets.lava.sidecar import read_deployment, readout_path, write_deployment
+from spikeport.targets.lava.runner import LoihiRunner
+from spikeport.targets.lava.loihi_reference import LoihiExecutor, ReferenceTrace, align_to_input, run_reference
+from spikeport.targets.lava.lava_sim import run_lava
 
 __all__ = [
     "LAVA_INSTALL_HINT",
@@ -44,8 +46,8 @@ __all__ = [
     "run_lava",
     "LoihiDeployment",
     "LoihiRunner",
-    "lower_graph",
-    "lower_deployment",
+    "deploy_network",
+    "deploy_graph",
     "write_deployment",
     "read_deployment",
     "readout_path",

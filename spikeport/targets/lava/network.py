@@ -11,7 +11,7 @@ Lava's bit-accurate LIF model::
     v[t] = v[t-1] * (4096 - v_decay) / 4096 + u[t] + bias << 6       (24-bit saturate)
     spike = v[t] > v_th_mant << 6;  v[t] = 0 where spiked
 
-(products are truncated towards zero; see :mod:`spikeport.targets.lava.reference`).
+(products are truncated towards zero; see :mod:`spikeport.targets.lava.loihi_reference`).
 Shapes are in torch order, ``(C, H, W)`` or ``(N,)``; netx reverses them.
 
 Dense weights go through netx's ``optimize_weight_bits`` and Lava's Dense model

@@ -42,8 +42,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from spikeport.errors import ExportError, GraphError
 from spikeport.targets.lava.network import (BIAS_MAX, BIAS_MIN, DECAY_UNITY, VTH_MAX, LoihiLayer, LoihiNetwork,

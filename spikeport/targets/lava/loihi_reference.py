@@ -234,7 +234,7 @@ def run_reference(net: LoihiNetwork, inputs: torch.Tensor | np.ndarray, *, lava_
         net: the network.
         inputs: binary spikes (or graded integers with ``input_message_bits > 0``).
         lava_delay: reproduce Lava's one-step synaptic delay per layer (default),
-            so the result equals :func:`~spikeport.targets.lava.runner.run_lava`
+            so the result equals :func:`~spikeport.targets.lava.lava_sim.run_lava`
             index for index; ``False`` gives the zero-latency timeline.
         input_message_bits: as in :class:`LoihiExecutor`.
         device: torch device.

@@ -1,0 +1,110 @@
+"""The sidecar ``<file>.loihi.json`` of a netx export: host readout, input encoding, layer names (JSON, no pickle).
+
+:func:`write_deployment` writes the netx file and its sidecar (each atomically);
+:func:`read_deployment` reads both back into a
+:class:`~spikeport.targets.lava.deploy.LoihiDeployment`, checking that they belong together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from spikeport._io import atomic_write_text
+from spikeport.errors import DataError, ExportError, SpikeportError
+from spikeport.targets.lava.deploy import LoihiDeployment
+
+__all__ = ["READOUT_SUFFIX", "sidecar_document", "readout_path", "write_deployment", "read_deployment"]
+
+READOUT_SUFFIX = ".loihi.json"
+"""Sidecar of a netx file written by the Lava target: ``<file>.loihi.json``."""
+_SIDECAR_FORMAT = "spikeport-loihi-deployment"
+_SIDECAR_VERSION = 1
+
+
+def sidecar_document(dep: LoihiDeployment) -> dict[str, Any]:
+    """The JSON document of ``dep`` written as ``<file>.loihi.json``."""
+    net = dep.network
+    return {"format": _SIDECAR_FORMAT, "version": _SIDECAR_VERSION, "source": dep.source,
+            "input": {"shape": list(net.input_shape), "encoding": "graded" if dep.input_scale else "binary",
+                      "scale": dep.input_scale, "message_bits": dep.input_message_bits},
+            "layers": [{"index": i, "kind": layer.kind, "name": layer.name, "synapse": syn,
+                        "shape": list(layer.shape), "scale": layer.scale}
+                       for i, (layer, syn) in enumerate(zip(net.layers, dep.synapses))],
+            "readout": dep.readout.to_dict()}
+
+
+def readout_path(path: str | os.PathLike) -> Path:
+    """``<path>.loihi.json``: the host readout / input encoding written beside a netx file."""
+    p = Path(path)
+    return p.with_name(p.name + READOUT_SUFFIX)
+
+
+def write_deployment(dep: LoihiDeployment, path: str | os.PathLike) -> tuple[Path, Path]:
+    """Write the netx file ``path`` and its sidecar ``<path>.loihi.json``, each atomically.
+
+    Returns:
+        ``(netx path, sidecar path)``.
+
+    Raises:
+        ExportError: writing or read-back verification failed.
+    """
+    from spikeport.targets.lava.netx import write_netx
+
+    dest = Path(path)
+    side = readout_path(dest)
+    text = json.dumps(sidecar_document(dep), indent=1) + "\n"
+    write_netx(dep.network, dest)
+    try:
+        atomic_write_text(side, text)
+    except OSError as e:
+        dest.unlink(missing_ok=True)
+        raise ExportError(f"{side}: cannot write the Loihi readout ({e})") from e
+    return dest, side
+
+
+def read_deployment(path: str | os.PathLike) -> LoihiDeployment:
+    """Read a netx file written by the Lava target together with its ``.loihi.json`` sidecar.
+
+    Raises:
+        DataError: missing/corrupt files, or a sidecar that does not match the netx file.
+    """
+    from spikeport.converter import SpikeGraph
+    from spikeport.targets.lava.netx import read_netx
+
+    p = Path(path)
+    net = read_netx(p)
+    side = readout_path(p)
+    if not side.is_file():
+        raise DataError(f"{p}: missing {side.name} (host readout and input encoding written by `spikeport export "
+                        f"--target lava`); re-export the model")
+    try:
+        doc = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{side}: not a readable Loihi readout file ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != _SIDECAR_FORMAT:
+        raise DataError(f"{side}: not a spikeport Loihi readout file (format '{_SIDECAR_FORMAT}' missing)")
+    if doc.get("version") != _SIDECAR_VERSION:
+        raise DataError(f"{side}: version {doc.get('version')!r} is not supported (expected {_SIDECAR_VERSION})")
+    try:
+        enc = doc["input"]
+        scale, bits = int(enc["scale"]), int(enc["message_bits"])
+        synapses = tuple(str(layer.get("synapse", "")) for layer in doc["layers"])
+        readout = SpikeGraph.from_dict(doc["readout"], str(side))
+        readout.validate()
+    except SpikeportError as e:
+        raise DataError(f"{side}: bad readout graph ({e})") from e
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DataError(f"{side}: malformed Loihi readout file ({type(e).__name__}: {e})") from e
+    if tuple(enc.get("shape", ())) != tuple(net.input_shape) or len(synapses) != len(net.layers):
+        raise DataError(f"{side}: does not belong to {p.name} (input {enc.get('shape')} vs {list(net.input_shape)}, "
+                        f"{len(synapses)} vs {len(net.layers)} layers)")
+    if scale < 0 or not 0 <= bits <= 24 or (scale > 0) != (bits > 0):
+        raise DataError(f"{side}: bad input encoding scale={scale}, message_bits={bits}")
+    rin = readout.input_nodes()
+    if len(rin) != 1 or tuple(rin[0].shape) != tuple(net.output_shape):
+        raise DataError(f"{side}: readout input {list(rin[0].shape) if rin else None} does not match the last layer "
+                        f"of {p.name} {list(net.output_shape)}")
+    return LoihiDeployment(net, readout, scale, bits, synapses, str(doc.get("source", "")))
