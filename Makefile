@@ -36,9 +36,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/onnx_latency.py
 	$(PY) benchmarks/train_step.py
 
-# Seed-method accuracy table on digits (3 seeds per row); rewrites docs/results-digits.md.
+# Paper-method accuracy table on digits (3 seeds per row); rewrites docs/results-digits.md.
 results-digits: $(STAMP)
-	$(PY) benchmarks/seed_methods_digits.py --out docs/results-digits.md
+	$(PY) benchmarks/paper_methods_digits.py --out docs/results-digits.md
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

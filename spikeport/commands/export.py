@@ -18,7 +18,7 @@ def add_parser(sub: Any) -> None:
         "export", help="export a model to onnx, onnx-stream, lava or nir",
         description="Export MODEL to a deployment target. onnx: the whole sequence [T, B, ...] -> logits [T, B, K] "
                     "with the time loop unrolled (T fixed); onnx-stream: one timestep with every neuron's state as "
-                    "explicit inputs/outputs (any T; refuses sequence-level seed modules); nir: NIR graph file; "
+                    "explicit inputs/outputs (any T; refuses sequence-level paper-method modules); nir: NIR graph file; "
                     "lava: lava-dl netx HDF5. Every export is checked against the torch reference right after "
                     "writing (spikes identical up to threshold ties, logits within 1e-5) and written atomically, "
                     "with PATH.summary.json / PATH.summary.md describing it and where else the model can go.")

@@ -30,7 +30,7 @@ stored value, so export -> import is exact for IF/LIF/CubaLIF (tested).
 Not representable in NIR (export lists *every* blocking node in one
 :class:`~spikeport.errors.UnsupportedNodeError`): soft reset (NIR neurons reset
 to ``v_reset``), BatchNorm that cannot be folded into a conv/linear, MaxPool,
-ConvTranspose2d, Reshape, Mul, Concat, ReLU, the seed modules, CubaLIF with a
+ConvTranspose2d, Reshape, Mul, Concat, ReLU, the paper-method modules, CubaLIF with a
 zero decay (infinite time constant). Two semantic differences remain: NIR fires
 on :math:`v > v_{th}`, spikeport on :math:`v \ge v_{th}` (they differ only at
 exact equality), and NIR sums all edges into a node, so ``Add`` nodes are

@@ -210,7 +210,7 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Sequence[Sequence[int]]
     """Trace ``model`` into a validated :class:`SpikeGraph` (shapes inferred; the model is not run or changed).
 
     The IR captures inference semantics (BatchNorm running statistics, dropout
-    off, seed modules' eval behaviour), whatever mode ``model`` is in.
+    off, paper-method modules' eval behaviour), whatever mode ``model`` is in.
 
     Args:
         model: a multi-step model taking ``[T, B, *input_shape]``.

@@ -2,7 +2,7 @@
 
 These ops mix timesteps or gate activations with non-synaptic arithmetic, so no
 Loihi or NIR primitive expresses them; each refusal says why. Their executor
-modules are the :mod:`spikeport.models.seeds` modules rebuilt from the node's
+modules are the :mod:`spikeport.models.methods` modules rebuilt from the node's
 arrays, so the equations are exactly those documented there. Energy: each op
 has its own count of element-wise products and additions (documented per
 function); softmax, LayerNorm and sigmoid are not counted.
@@ -19,7 +19,7 @@ from torch import nn
 
 from spikeport.converter import ir
 from spikeport.energy.rules import OpRule, tensors, value_class
-from spikeport.models import seeds as S
+from spikeport.models import methods as S
 from spikeport.ops._torch import load_state
 from spikeport.ops.neurons import to_numpy
 from spikeport.ops.spec import ModuleAdapter, OnnxSupport, OpSpec, Refused, register_adapter, register_op
@@ -137,7 +137,7 @@ def count_fsta(module: Any, node: Any, inputs: tuple[Any, ...], output: Any) -> 
 
 # ---------------------------------------------------------------- executor modules
 class _TemporalShift(nn.Module):
-    """TS-SNN shift on ``[T, B, C, ...]`` (same ops as ``spikeport.models.seeds.TemporalShift``)."""
+    """TS-SNN shift on ``[T, B, C, ...]`` (same ops as ``spikeport.models.methods.TemporalShift``)."""
 
     def __init__(self, n: ir.TemporalShift) -> None:
         super().__init__()
@@ -216,7 +216,7 @@ def _from_fsta(m: Any, name: str) -> ir.FSTA:
 
 
 def _from_staa(m: Any, name: str) -> list[Any]:
-    """Inference: TSRD is inactive, so the block is PE -> GC -> neuron -> SA (see seeds/staa.py)."""
+    """Inference: TSRD is inactive, so the block is PE -> GC -> neuron -> SA (see methods/staa.py)."""
     from spikeport.converter.tracer import convert_module
 
     return [n for child in ("pe", "gc", "neuron", "sa") for n in convert_module(getattr(m, child), f"{name}.{child}")]

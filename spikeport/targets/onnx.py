@@ -6,7 +6,7 @@ Two graph kinds, both with a dynamic batch axis and neuron spikes as extra outpu
   plus ``spikes.<layer> [T, B, ...]`` for every spiking layer. The time loop of
   every neuron is *unrolled* into the graph, so T is fixed at export time and the
   graph grows linearly with T (fine for the usual T <= 8; prefer the streaming
-  graph for long sequences). Sequence-level seed modules (temporal shift, STAA,
+  graph for long sequences). Sequence-level paper-method modules (temporal shift, STAA,
   FSTA attention) are supported here since the whole sequence is present.
 * **stream** (:func:`export_onnx_stream`): one timestep ``x [B, ...]`` plus
   every neuron's membrane state ``state.<node>`` -> ``logits [B, K]``,

@@ -95,10 +95,10 @@ def assert_no_crash(stats: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def seeds(tmp_path_factory) -> dict[str, bytes]:
+def corpus(tmp_path_factory) -> dict[str, bytes]:
     from spikeport.models import create_model
 
-    d = tmp_path_factory.mktemp("seeds")
+    d = tmp_path_factory.mktemp("corpus")
     torch.manual_seed(0)
     model = create_model("spiking_mlp_digits", hidden=(4,))
     info = CheckpointInfo(model="spiking_mlp_digits", model_kwargs={"hidden": [4]}, timesteps=2,
@@ -145,14 +145,14 @@ def _aedat_reader(read):
 # ------------------------------------------------------------------ byte mutation, in-process
 
 
-def test_fuzz_checkpoint_bytes(seeds, tmp_path):
-    assert_no_crash(fuzz("checkpoint bytes", lambda e: mutate(seeds["checkpoint"], e), EDITS, _checkpoint_reader,
+def test_fuzz_checkpoint_bytes(corpus, tmp_path):
+    assert_no_crash(fuzz("checkpoint bytes", lambda e: mutate(corpus["checkpoint"], e), EDITS, _checkpoint_reader,
                          tmp_path / "f.pt", 600))
 
 
-def test_fuzz_checkpoint_pickle(seeds, tmp_path):
+def test_fuzz_checkpoint_pickle(corpus, tmp_path):
     """Mutate the archive's members (mostly ``data.pkl``) and re-zip with valid CRCs."""
-    zf = zipfile.ZipFile(io.BytesIO(seeds["checkpoint"]))
+    zf = zipfile.ZipFile(io.BytesIO(corpus["checkpoint"]))
     members = {i.filename: zf.read(i) for i in zf.infolist()}
     names = sorted(members, key=lambda n: not n.endswith("data.pkl"))
 
@@ -171,17 +171,17 @@ def test_fuzz_checkpoint_pickle(seeds, tmp_path):
                          tmp_path / "f.pt", 400))
 
 
-def test_fuzz_aedat2(seeds, tmp_path):
+def test_fuzz_aedat2(corpus, tmp_path):
     from spikeport.data.dvs import load_cifar10dvs_events
 
-    assert_no_crash(fuzz("aedat2", lambda e: mutate(seeds["aedat2"], e), EDITS,
+    assert_no_crash(fuzz("aedat2", lambda e: mutate(corpus["aedat2"], e), EDITS,
                          _aedat_reader(load_cifar10dvs_events), tmp_path / "f.aedat", 500))
 
 
-def test_fuzz_aedat31(seeds, tmp_path):
+def test_fuzz_aedat31(corpus, tmp_path):
     from spikeport.data.dvs import read_aedat31
 
-    assert_no_crash(fuzz("aedat31", lambda e: mutate(seeds["aedat31"], e), EDITS, _aedat_reader(read_aedat31),
+    assert_no_crash(fuzz("aedat31", lambda e: mutate(corpus["aedat31"], e), EDITS, _aedat_reader(read_aedat31),
                          tmp_path / "f.aedat", 500))
 
 
@@ -342,16 +342,16 @@ def _child_fuzz(kind: str, seed: Path, work: Path, n: int) -> dict:
     return stats
 
 
-def test_fuzz_cifar_pickle(seeds, tmp_path):
-    (tmp_path / "p2").write_bytes(seeds["cifar_p2"])
-    (tmp_path / "p5").write_bytes(seeds["cifar_p5"])
+def test_fuzz_cifar_pickle(corpus, tmp_path):
+    (tmp_path / "p2").write_bytes(corpus["cifar_p2"])
+    (tmp_path / "p5").write_bytes(corpus["cifar_p5"])
     assert_no_crash(_child_fuzz("cifar", tmp_path / "p2", tmp_path, 600))
 
 
-def test_cifar_tampered_dtype_state_refused(seeds, tmp_path):
+def test_cifar_tampered_dtype_state_refused(corpus, tmp_path):
     from spikeport.data.cifar import load_cifar_batch
 
-    good = seeds["cifar_p2"]
+    good = corpus["cifar_p2"]
     at = good.index(b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t") + 10  # dtype state: (..., -1, -1, flags)
     (tmp_path / "b").write_bytes(good[:at] + b"K\x0b" + good[at + 2:])
     with pytest.raises(SpikeportError, match="b"):

@@ -177,7 +177,7 @@ def test_neurobench_view_separates_integer_inputs():
 
 def test_temporal_shift_and_add_rules():
     from spikeport.converter import lower, trace
-    from spikeport.models.seeds import TemporalShift
+    from spikeport.models.methods import TemporalShift
 
     ts = TemporalShift(4, fold_div=4, split=(1, 2))  # channel 0 reads t+1, channel 1 reads t-1
     x = torch.zeros(3, 1, 4, 1, 1)

@@ -15,7 +15,7 @@ from spikeport.models.backbones import BasicBlock, SpikingResNet, SpikingVGG, cr
 from spikeport.models.backbones.digits_variants import (dalif_digits, fsta_digits, resnet_digits, staa_digits,
                                                         tssnn_digits)
 from spikeport.models.neurons import DALIF, LIF, SpikingNeuron
-from spikeport.models.seeds import FSTA, FSTALIF, SEED_LEAF_MODULES, STAABlock, TemporalShift
+from spikeport.models.methods import FSTA, FSTALIF, METHOD_LEAF_MODULES, STAABlock, TemporalShift
 
 
 # ---------------------------------------------------------------- parameter formulas (independent of the code)
@@ -168,7 +168,7 @@ class _LeafTracer(torch.fx.Tracer):
     """Leaves: torch.nn built-ins, the multi-step layers, neurons and the seed leaf modules."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, L.MULTISTEP_LAYERS + (SpikingNeuron,) + SEED_LEAF_MODULES):
+        if isinstance(m, L.MULTISTEP_LAYERS + (SpikingNeuron,) + METHOD_LEAF_MODULES):
             return True
         return super().is_leaf_module(m, qualname)
 

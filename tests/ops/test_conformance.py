@@ -26,7 +26,7 @@ from spikeport.cli import main
 from spikeport.converter import ir, lower, trace
 from spikeport.energy import estimate, record_spikes
 from spikeport.models import layers as L
-from spikeport.models import seeds as S
+from spikeport.models import methods as S
 from spikeport.models.neurons import modules as N
 from spikeport.ops import CAPABILITIES, LoihiMapping, Refused, all_specs, refusal
 from spikeport.ops.spec import builtin_adapters

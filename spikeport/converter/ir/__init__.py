@@ -6,7 +6,7 @@ from spikeport.converter.ir.neuron import DALIF, IF, LIF, NEURON_TYPES, PLIF, Cu
 from spikeport.converter.ir.node import NODE_TYPES, InputShapeError, IRNode, Param, Shape
 from spikeport.converter.ir.norm import BatchNorm
 from spikeport.converter.ir.pool import AdaptiveAvgPool, AvgPool, MaxPool, SumPool
-from spikeport.converter.ir.seeds import (FSTA, SEED_TYPES, GCAttention, StepAttention, TemporalPositionEncoding,
+from spikeport.converter.ir.methods import (FSTA, METHOD_TYPES, GCAttention, StepAttention, TemporalPositionEncoding,
                                           TemporalShift)
 from spikeport.converter.ir.shape import Flatten, Reshape
 from spikeport.converter.ir.synapse import Conv1d, Conv2d, ConvTranspose2d, Linear
@@ -22,6 +22,6 @@ __all__ = [
     "MaxPool", "AvgPool", "SumPool", "AdaptiveAvgPool",
     "Flatten", "Reshape",
     "Add", "Mul", "Concat", "Scale", "ReLU",
-    "TemporalShift", "TemporalPositionEncoding", "GCAttention", "StepAttention", "FSTA", "SEED_TYPES",
+    "TemporalShift", "TemporalPositionEncoding", "GCAttention", "StepAttention", "FSTA", "METHOD_TYPES",
     "Input", "Output",
 ]

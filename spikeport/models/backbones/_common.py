@@ -61,7 +61,7 @@ def conv_out(size: int, stride: int) -> int:
 def init_weights(model: nn.Module) -> None:
     """Kaiming-normal (fan_out) backbone convs as in the seed papers' code; BN weight 1, bias 0.
 
-    Only the backbone's multi-step layers are touched; seed modules (GC, FSTA) keep
+    Only the backbone's multi-step layers are touched; paper-method modules (GC, FSTA) keep
     their own (PyTorch default) initialisation, as upstream.
     """
     for m in model.modules():

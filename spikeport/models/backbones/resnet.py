@@ -14,7 +14,7 @@ inserted before each block conv on the residual branch only (TS-SNN);
 ``block_attn(C)`` replaces each block's output neuron ``act_2`` (STAA, whose
 block contains its own neuron). Forward has no data-dependent Python control
 flow: the model is torch.fx traceable when neurons, the multi-step layers and
-the seed modules are leaves.
+the paper-method modules are leaves.
 
 Configurations (``resnet18``/``resnet19``/``resnet20`` in the zoo):
 
@@ -39,7 +39,7 @@ from spikeport.models._registry import register_model
 from spikeport.models.backbones._common import (ChannelFactory, check_input_shape, check_int_tuple, conv_out,
                                                 init_weights, neuron_factory)
 from spikeport.models.neurons.factory import NeuronType
-from spikeport.models.seeds import FSTALIF, STAABlock, TemporalShift
+from spikeport.models.methods import FSTALIF, STAABlock, TemporalShift
 
 __all__ = ["BasicBlock", "SpikingResNet", "RESNET_CFGS", "create_resnet", "ts_hooks", "staa_hooks", "fsta_hooks"]
 
@@ -95,7 +95,7 @@ class BasicBlock(nn.Module):
 
 
 class SpikingResNet(nn.Module):
-    """Configurable multi-step spiking ResNet with injectable neurons and seed modules.
+    """Configurable multi-step spiking ResNet with injectable neurons and paper-method modules.
 
     Args:
         stage_channels: width of each stage.

@@ -33,7 +33,7 @@ instead (e.g. rate encoding); real values are then refused at run time.
 
 **Refusals.** :func:`deploy_network` raises one :class:`UnsupportedNodeError`
 listing every node that blocks the mapping and why: pooling or residual adds
-inside the network, temporal-shift and attention seed modules, soft reset or
+inside the network, temporal-shift and attention paper-method modules, soft reset or
 ``v_reset != 0``, per-channel neuron parameters, synapses without a neuron
 after them, recurrence, and so on.
 """

@@ -1,11 +1,11 @@
-r"""Nodes of the 2025 seed methods (:mod:`spikeport.models.seeds`), in inference form.
+r"""Nodes of the 2025 paper methods (:mod:`spikeport.models.methods`), in inference form.
 
 Unlike the other families these may mix timesteps: ``sequence = True`` nodes
 need the whole ``[T, B, ...]`` sequence and cannot run step by step; ``causal``
 says whether output step t depends only on input steps <= t (exporters to
 step-by-step hardware refuse non-causal nodes). Parameters are kept as arrays
 under the names below; the reference executor rebuilds the corresponding
-:mod:`spikeport.models.seeds` module from them, so the equations are exactly
+:mod:`spikeport.models.methods` module from them, so the equations are exactly
 those documented there.
 
 * :class:`TemporalShift` (TS-SNN): :math:`Z[t]_c = X[t+1]_c` for the first
@@ -29,7 +29,7 @@ import numpy as np
 
 from spikeport.converter.ir.node import InputShapeError, IRNode, Param, Shape, array_field, param_field
 
-__all__ = ["SEED_TYPES", "TemporalShift", "TemporalPositionEncoding", "GCAttention", "StepAttention", "FSTA"]
+__all__ = ["METHOD_TYPES", "TemporalShift", "TemporalPositionEncoding", "GCAttention", "StepAttention", "FSTA"]
 
 
 def _need_channels(node: IRNode, s: Shape, channels: int, rank: int | None = 3) -> None:
@@ -46,8 +46,8 @@ def _int(node: IRNode, field: str, minimum: int = 0) -> None:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class _SeedNode(IRNode):
-    family = "seed"
+class _MethodNode(IRNode):
+    family = "method"
     sequence = True
 
     @property
@@ -56,7 +56,7 @@ class _SeedNode(IRNode):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class TemporalShift(_SeedNode):
+class TemporalShift(_MethodNode):
     """TS-SNN temporal shift (eval split frozen into channel counts).
 
     Args:
@@ -91,7 +91,7 @@ class TemporalShift(_SeedNode):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class TemporalPositionEncoding(_SeedNode):
+class TemporalPositionEncoding(_MethodNode):
     """STAA learnable position encoding ``pos[T, C, 1, 1]`` added at each step (fixed T)."""
 
     pos: np.ndarray = array_field()
@@ -112,7 +112,7 @@ class TemporalPositionEncoding(_SeedNode):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class GCAttention(_SeedNode):
+class GCAttention(_MethodNode):
     """STAA global-context channel gate (per step; GCNet style).
 
     Args:
@@ -155,7 +155,7 @@ class GCAttention(_SeedNode):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class StepAttention(_SeedNode):
+class StepAttention(_MethodNode):
     """STAA step attention: two 1x1 Conv1d over the T "channels" (fixed T; non-causal).
 
     Args:
@@ -193,7 +193,7 @@ class StepAttention(_SeedNode):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class FSTA(_SeedNode):
+class FSTA(_MethodNode):
     """FSTA-SNN attention on the input current (fixed T; non-causal).
 
     Args:
@@ -239,4 +239,4 @@ class FSTA(_SeedNode):
         return in_shapes[0]
 
 
-SEED_TYPES: tuple[type[IRNode], ...] = (TemporalShift, TemporalPositionEncoding, GCAttention, StepAttention, FSTA)
+METHOD_TYPES: tuple[type[IRNode], ...] = (TemporalShift, TemporalPositionEncoding, GCAttention, StepAttention, FSTA)

@@ -1,4 +1,4 @@
-"""Seed-method modules: TS-SNN temporal shift, STAA pieces, FSTA (math pinned on tiny examples)."""
+"""Paper-method modules: TS-SNN temporal shift, STAA pieces, FSTA (math pinned on tiny examples)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from spikeport.errors import ConfigError
 from spikeport.models.neurons import LIF
-from spikeport.models.seeds import (FSTA, FSTALIF, GCBlock, STAABlock, StepAttention, TemporalPositionEncoding,
+from spikeport.models.methods import (FSTA, FSTALIF, GCBlock, STAABlock, StepAttention, TemporalPositionEncoding,
                                     TemporalShift, TimeStepRandomDropout, dct_basis_2d, fsta_lif)
 
 
