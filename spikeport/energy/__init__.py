@@ -19,7 +19,7 @@ keyed by IR node type (and torch module type), extensible through ``rules=``
 from spikeport.energy.analyze import analyze, load_npy_input, record_model, recording_target
 from spikeport.energy.compare import compare_reports, load_report_dir
 from spikeport.energy.counting import OpCounts, count_ops, neurobench_ops
-from spikeport.energy.hardware import EnergyModel, get_hardware, list_hardware, load_hardware_toml
+from spikeport.energy.hardware import EnergyModel, get_hardware, load_hardware_toml
 from spikeport.energy.record import Recording, record_spikes
 from spikeport.energy.report import EnergyReport, estimate, write_report
 from spikeport.energy.rules import OpRule, resolve_rule, value_class
@@ -28,6 +28,6 @@ __all__ = [
     "record_spikes", "Recording", "estimate", "EnergyReport", "write_report", "analyze", "record_model",
     "recording_target",
     "load_npy_input", "count_ops", "neurobench_ops", "OpCounts", "OpRule", "resolve_rule",
-    "value_class", "EnergyModel", "get_hardware", "list_hardware", "load_hardware_toml", "compare_reports",
+    "value_class", "EnergyModel", "get_hardware", "load_hardware_toml", "compare_reports",
     "load_report_dir",
 ]

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping
 from spikeport._registry import Registry
 from spikeport.errors import ConfigError
 
-__all__ = ["EnergyModel", "HARDWARE", "get_hardware", "load_hardware_toml", "list_hardware", "ENERGY_KINDS",
+__all__ = ["EnergyModel", "HARDWARE", "get_hardware", "load_hardware_toml", "ENERGY_KINDS",
            "TOML_KEYS"]
 
 ENERGY_KINDS = ("ac", "mac", "neuron", "spike", "memory")
@@ -316,8 +316,3 @@ def get_hardware(spec: str | Path | EnergyModel) -> EnergyModel:
     if s.endswith(".toml") or Path(s).is_file():
         return load_hardware_toml(s)
     return HARDWARE.get(s)()
-
-
-def list_hardware() -> list[str]:
-    """Names of the built-in energy models."""
-    return HARDWARE.names()

@@ -57,7 +57,6 @@ __all__ = [
     "quantize_layer",
     "quantize_network",
     "spike_agreement",
-    "float_graph",
 ]
 
 W_SCALE = 64   # lava-dl's w_scale: 1.0 in float = 64 in the file
@@ -310,40 +309,6 @@ def quantize_network(layers: Sequence[FloatLayer], input_shape: Sequence[int],
         return LoihiNetwork(tuple(int(s) for s in input_shape), tuple(out))
     except GraphError as e:
         raise ExportError(str(e)) from e
-
-
-def float_graph(layers: Sequence[FloatLayer], input_shape: Sequence[int], name: str = "float") -> Any:
-    """The float model a chain of :class:`FloatLayer` s stands for, as an IR graph (run it with the executor).
-
-    Each dense/conv layer becomes ``Linear``/``Conv2d`` (input gain folded into weight and bias) followed by a
-    ``CubaLIF`` (hard reset to 0) named ``L<index>``; a flatten layer becomes ``Flatten``. This is what
-    :func:`quantize_network` approximates, so ``spikeport.converter.lower(float_graph(...))`` is the float
-    reference of a quantized chain (float64 when the weights and input are float64).
-    """
-    from spikeport.converter import SpikeGraph, ir
-
-    g = SpikeGraph(name)
-    prev = "input"
-    g.add(ir.Input(prev, shape=tuple(int(d) for d in input_shape)))
-    for i, layer in enumerate(layers):
-        if layer.kind == "flatten":
-            g.add(ir.Flatten(f"F{i}"), [prev])
-            prev = f"F{i}"
-            continue
-        n = layer.neuron
-        w = np.asarray(layer.weight, dtype=np.float64) * n.input_gain
-        b = None if layer.bias is None else np.asarray(layer.bias, dtype=np.float64) * n.input_gain
-        if layer.kind == "dense":
-            syn: Any = ir.Linear(f"W{i}", weight=w, bias=b)
-        else:
-            syn = ir.Conv2d(f"W{i}", weight=w, bias=b, stride=_pair(layer.stride), padding=_pair(layer.padding),
-                            dilation=_pair(layer.dilation), groups=layer.groups)
-        g.add(syn, [prev])
-        g.add(ir.CubaLIF(f"L{i}", i_decay=n.i_decay, v_decay=n.v_decay, v_threshold=n.v_threshold, v_reset=0.0),
-              [syn.name])
-        prev = f"L{i}"
-    g.add(ir.Output("output"), [prev])
-    return g.validate()
 
 
 def spike_agreement(a: dict[int, Any], b: dict[int, Any]) -> dict[int, float]:
