@@ -119,15 +119,20 @@ class NeuronModule(nn.Module):
         return p
 
     def init_state(self, x_t: torch.Tensor) -> Any:
-        return self._dyn.init_state(x_t) if self._dyn.init_state is not None else torch.zeros_like(x_t)
+        if self._dyn.init_state is None:
+            return torch.zeros_like(x_t)
+        return self._dyn.init_state(x_t, self._params())
 
     def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """One timestep: ``(spikes, new_state)``."""
         return self._dyn.step(x, state, self._params())
 
     def forward(self, x: torch.Tensor, state: StateSlot | None = None) -> torch.Tensor:
-        st = state.value if state is not None and state.value is not None else self.init_state(x[0])
         p = self._params()
+        if state is not None and state.value is not None:
+            st = state.value
+        else:
+            st = self._dyn.init_state(x[0], p) if self._dyn.init_state is not None else torch.zeros_like(x[0])
         out = []
         for t in range(x.shape[0]):
             s, st = self._dyn.step(x[t], st, p)

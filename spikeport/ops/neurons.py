@@ -96,7 +96,7 @@ def _dalif_step(x: torch.Tensor, v: torch.Tensor, p: Mapping[str, Any]) -> tuple
     return _fire_reset(F.dalif_charge(x, v, p["alpha"], p["beta"]), p)
 
 
-def _cuba_init(x: torch.Tensor) -> F.CubaState:
+def _cuba_init(x: torch.Tensor, p: Mapping[str, Any]) -> F.CubaState:
     return F.CubaState(torch.zeros_like(x), torch.zeros_like(x))
 
 

@@ -137,14 +137,15 @@ class NeuronDynamics:
         step: ``step(x, state, p) -> (spikes, new_state)`` with ``p`` a mapping of the prepared
             parameters and ``spikes`` from ``p["surrogate"]`` (the executor's Heaviside); it calls
             the pure functions of :mod:`spikeport.models.neurons.functional`.
-        init_state: ``init_state(x_t) -> state`` (zeros of one step's input by default).
+        init_state: ``init_state(x_t, p) -> state`` (zeros of one step's input by default; ``p`` as for
+            ``step``, e.g. for a membrane that starts at a leak potential).
         derived: ``derived(p) -> {name: value}`` extra parameters computed once (e.g. ``1 / tau``
             exactly as the model's module computes it).
     """
 
     params: tuple[str, ...]
     step: Callable[[Any, Any, Mapping[str, Any]], tuple[Any, Any]]
-    init_state: Callable[[Any], Any] | None = None
+    init_state: Callable[[Any, Mapping[str, Any]], Any] | None = None
     derived: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
 
