@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["CAPABILITIES", "Refused", "Refusal", "ModuleAdapter", "NeuronDynamics", "NirMapping", "NirContext",
            "OnnxSupport", "LoihiMapping", "OpSpec", "register_op", "register_adapter", "spec_of", "find_spec",
            "all_specs", "module_adapter", "builtin_adapters", "refusal", "iter_capabilities",
-           "AdapterResult", "MISSING", "energy_rule_at", "unregister_op"]
+           "AdapterResult", "MISSING", "energy_rule_at", "unregister_op", "qualified_name"]
 
 MISSING = dataclasses.MISSING
 """What :func:`module_adapter` returns for a module class no adapter knows."""
@@ -82,12 +82,19 @@ class Refused:
         return self.reason
 
 
+def qualified_name(cls: type) -> str:
+    """``package.module.Class`` of a class (how adapters name classes of other frameworks)."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 @dataclass(frozen=True)
 class ModuleAdapter:
     """How torch modules of class ``module`` become IR node(s).
 
     Args:
-        module: the module class (subclasses match too, see ``known``).
+        module: the module class (subclasses match too, see ``known``), or its qualified name
+            ``"package.module.Class"``: a class of another framework is then matched without importing
+            that framework.
         convert: ``convert(module, name) -> IRNode | [IRNode, ...] | None`` (``None``: bypass as identity).
         known: classes whose implementation of ``methods`` the adapter knows; a subclass overriding one
             of them elsewhere is refused (its equation is unknown). Default: ``(module,)``.
@@ -98,9 +105,9 @@ class ModuleAdapter:
         op: the IR node type a single-op adapter produces (set by :func:`register_op`).
     """
 
-    module: type
+    module: type | str
     convert: ConvertFn
-    known: tuple[type, ...] = ()
+    known: tuple[type | str, ...] = ()
     methods: tuple[str, ...] = ("forward",)
     energy: "OpRule | None" = None
     framework: str = "torch"
@@ -109,15 +116,23 @@ class ModuleAdapter:
     def check(self, m: Any, name: str) -> None:
         """Refuse ``m`` if its class overrides a checked method outside the known classes (and their bases)."""
         known = self.known or (self.module,)
-        allowed = {k for c in known for k in c.__mro__}
+        allowed: set[str] = set()
+        for c in known:
+            if isinstance(c, str):  # a class named, not imported: its bases are those in m's own MRO
+                allowed.add(c)
+                for k in type(m).__mro__:
+                    if qualified_name(k) == c:
+                        allowed |= {qualified_name(b) for b in k.__mro__}
+            else:
+                allowed |= {qualified_name(b) for b in c.__mro__}
         for method in self.methods:
             owner = next((k for k in type(m).__mro__ if method in vars(k)), None)
-            if owner is not None and owner not in allowed:
+            if owner is not None and qualified_name(owner) not in allowed:
+                label = known[0] if isinstance(known[0], str) else known[0].__name__
                 raise GraphError(
-                    f"module '{name}' ({type(m).__module__}.{type(m).__qualname__}) overrides {method}() of "
-                    f"{known[0].__name__}; its equation is unknown to the built-in adapter. Register an "
-                    f"adapter for {type(m).__name__} with spikeport.converter.register_handler (see "
-                    "docs/extending.md)")
+                    f"module '{name}' ({qualified_name(type(m))}) overrides {method}() of {label}; its equation is "
+                    f"unknown to the built-in adapter. Register an adapter for {type(m).__name__} with "
+                    "spikeport.converter.register_handler (see docs/extending.md)")
 
     def __call__(self, m: Any, name: str) -> list["IRNode"]:
         self.check(m, name)
@@ -256,7 +271,7 @@ class OpSpec:
 
 # ---------------------------------------------------------------- the registry
 _OPS: dict[type, OpSpec] = {}
-_ADAPTERS: dict[type, ModuleAdapter | None] = {}  # module class -> adapter (None: bypass as identity)
+_ADAPTERS: dict[type | str, ModuleAdapter | None] = {}  # module class (or qualified name) -> adapter; None: bypass
 _LOADED = False
 
 
@@ -300,16 +315,16 @@ def unregister_op(node_type: type) -> None:
                 del _ADAPTERS[a.module]
 
 
-def register_adapter(adapter: ModuleAdapter | type, *, replace: bool = False) -> None:
+def register_adapter(adapter: ModuleAdapter | type | str, *, replace: bool = False) -> None:
     """Register a module adapter (or ``register_adapter(cls)`` alone: bypass ``cls`` as the identity)."""
-    if isinstance(adapter, type):
+    if isinstance(adapter, (type, str)):
         cls, value = adapter, None
     else:
         cls, value = adapter.module, adapter
     prev = _ADAPTERS.get(cls, dataclasses.MISSING)
     if prev is not dataclasses.MISSING and not replace and prev is not value:
-        raise GraphError(f"module class {cls.__module__}.{cls.__qualname__} already has an adapter; pass "
-                         "replace=True to replace it")
+        label = cls if isinstance(cls, str) else qualified_name(cls)
+        raise GraphError(f"module class {label} already has an adapter; pass replace=True to replace it")
     _ADAPTERS[cls] = value
 
 
@@ -349,12 +364,20 @@ def builtin_adapters() -> Mapping[type, ModuleAdapter | None]:
     return _ADAPTERS
 
 
+def _adapter_at(k: type) -> ModuleAdapter | None | object:
+    if k in _ADAPTERS:
+        return _ADAPTERS[k]
+    return _ADAPTERS.get(qualified_name(k), dataclasses.MISSING)
+
+
 def module_adapter(cls: type) -> ModuleAdapter | None | object:
-    """The adapter for module class ``cls`` (MRO walk): an adapter, ``None`` (bypass) or ``MISSING``."""
+    """The adapter for module class ``cls`` (MRO walk, by class or qualified name): an adapter, ``None``
+    (bypass) or ``MISSING``."""
     _ensure_loaded()
     for k in cls.__mro__:
-        if k in _ADAPTERS:
-            return _ADAPTERS[k]
+        a = _adapter_at(k)
+        if a is not dataclasses.MISSING:
+            return a
     return dataclasses.MISSING
 
 
@@ -368,8 +391,8 @@ def energy_rule_at(cls: type) -> "OpRule | Refused | None | object":
     _ensure_loaded()
     if cls in _OPS:
         return _OPS[cls].energy
-    if cls in _ADAPTERS:
-        a = _ADAPTERS[cls]
+    a = _adapter_at(cls)
+    if a is not MISSING:
         if a is None:
             from spikeport.energy.rules import OpRule
 
