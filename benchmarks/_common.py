@@ -12,8 +12,8 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -42,7 +42,7 @@ def _sync(device: str) -> None:
 
 
 def time_it(fn: Callable[[], object], *, warmup: int = 3, repeat: int = 20, device: str = "cpu",
-            setup: Optional[Callable[[], object]] = None, clock: str = "wall") -> Timing:
+            setup: Callable[[], object] | None = None, clock: str = "wall") -> Timing:
     """Median / min of ``repeat`` timed calls after ``warmup`` untimed ones.
 
     Args:
@@ -132,7 +132,7 @@ def format_table(rows: Sequence[dict], columns: Sequence[Column]) -> str:
     return "\n".join([line(cells[0]), sep] + [line(r) for r in cells[1:]])
 
 
-def ratio_str(value_ms: Optional[float], ref_ms: Optional[float]) -> Optional[str]:
+def ratio_str(value_ms: float | None, ref_ms: float | None) -> str | None:
     """``value / ref`` as ``"3.21x"`` (how many times slower than the reference), ``None`` if unknown."""
     if value_ms is None or ref_ms is None or ref_ms <= 0:
         return None

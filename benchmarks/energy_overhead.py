@@ -29,7 +29,6 @@ import time
 def _model(name: str, batch: int, t: int, seed: int = 0):
     """The zoo model with batch-norm statistics calibrated on one random batch (realistic firing rates)."""
     import torch
-
     from spikeport.models import create_model
 
     torch.manual_seed(seed)
@@ -67,7 +66,6 @@ def bench(args: argparse.Namespace) -> dict:
     import copy
 
     import torch
-
     from spikeport.energy import estimate, record_spikes
 
     model, x = _model(args.model, args.batch_size, args.timesteps), _input(args.batch_size, args.timesteps)
@@ -126,7 +124,6 @@ def rss_child(args: argparse.Namespace) -> None:
     import resource
 
     import torch
-
     from spikeport.energy import record_spikes
 
     model = _model(args.model, args.batch_size, args.timesteps)

@@ -28,16 +28,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import Column, add_common_args, format_info, format_table, machine_info, ratio_str, time_it  # noqa: E402
-
 from spikeport.models.neurons import LIF  # noqa: E402
+
+from _common import Column, add_common_args, format_info, format_table, machine_info, ratio_str, time_it  # noqa: E402
 
 TAU, VTH = 2.0, 1.0
 
@@ -88,7 +88,7 @@ def _fwd_bwd(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, gout:
     return call
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(p)
     for dim, default in (("T", 4), ("B", 32), ("C", 128), ("H", 16), ("W", 16)):
@@ -109,7 +109,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     numel = x.numel()
     nbytes = numel * x.element_size()
 
-    impls: dict[str, tuple[Optional[Callable], str]] = {
+    impls: dict[str, tuple[Callable | None, str]] = {
         "spikeport fused": (LIF(tau=TAU, backend="fused").to(dev), "LIF(backend='fused')"),
         "spikeport eager": (LIF(tau=TAU, backend="eager").to(dev), "LIF(backend='eager'), loop of step()"),
     }

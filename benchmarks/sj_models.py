@@ -28,7 +28,7 @@ with a hand-written backward).
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from spikingjelly.activation_based import layer, neuron, surrogate

@@ -21,8 +21,9 @@ import logging
 import os
 import select
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from spikeport.errors import DataError, SpikeportError
 

@@ -7,7 +7,8 @@ Duplicate names raise; unknown names list the closest registered matches.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 from spikeport.errors import ConfigError
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from spikeport._io import atomic_write_text, check_overwrite, ensure_writable_dir
 from spikeport.training import TrainConfig

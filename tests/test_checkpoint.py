@@ -3,7 +3,6 @@ import zipfile
 
 import pytest
 import torch
-
 from spikeport.checkpoint import FORMAT, CheckpointInfo, load_checkpoint, read_checkpoint, save_checkpoint
 from spikeport.errors import CheckpointError
 from spikeport.models import create_model

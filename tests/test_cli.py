@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from spikeport.cli import build_parser, main
 
 

@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from spikeport.data import get_dataset
     from spikeport.errors import ConfigError, DataError
     from spikeport.models.loading import load_model
-    from spikeport.targets.export import open_exported
     from spikeport.runtime import resolve_device
+    from spikeport.targets.export import open_exported
     from spikeport.targets.verify import dataset_batches, random_batches, verify_export
 
     if args.samples <= 0 or args.batch_size <= 0:

@@ -30,8 +30,9 @@ import heapq
 import json
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import networkx as nx
 
@@ -137,7 +138,7 @@ class SpikeGraph:
             for p in data["ports"]:
                 self.add_edge(new, dst, p, recurrent=data["recurrent"])
 
-    def copy(self) -> "SpikeGraph":
+    def copy(self) -> SpikeGraph:
         """Independent copy (IR nodes are frozen and shared; meta dicts are copied)."""
         g = SpikeGraph(self.name, _deepish(self.meta))
         g._g = nx.DiGraph()
@@ -230,7 +231,7 @@ class SpikeGraph:
             raise GraphError(f"graph '{self.name}': recurrent input '{src}' of node '{dst}' (port {port}) "
                              "was never added")
         g = self._g
-        indeg = {n: 0 for n in g}
+        indeg = dict.fromkeys(g, 0)
         for a, b, d in g.edges(data=True):
             if not d["recurrent"]:
                 indeg[b] += 1
@@ -316,7 +317,7 @@ class SpikeGraph:
             raise GraphError(f"node '{node.name}' ({node.op}) takes {want} input(s), has {len(ports)} incoming edge(s)")
 
     # ------------------------------------------------------------ validation
-    def validate(self) -> "SpikeGraph":
+    def validate(self) -> SpikeGraph:
         """Check the graph (lint) and infer shapes; returns ``self``.
 
         Checks: node keys equal node names; at least one Input and one Output;
@@ -365,7 +366,7 @@ class SpikeGraph:
                 "nodes": nodes, "edges": edges}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "data") -> "SpikeGraph":
+    def from_dict(cls, data: dict[str, Any], source: str = "data") -> SpikeGraph:
         """Inverse of :meth:`to_dict` (``source`` names the file in errors)."""
         if not isinstance(data, dict) or data.get("format") != IR_FORMAT:
             raise GraphError(f"{source}: not a spikeport IR graph (missing format '{IR_FORMAT}')")
@@ -395,7 +396,7 @@ class SpikeGraph:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_json(cls, text: str, source: str = "json") -> "SpikeGraph":
+    def from_json(cls, text: str, source: str = "json") -> SpikeGraph:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
@@ -407,7 +408,7 @@ class SpikeGraph:
         return atomic_write_text(path, self.to_json())
 
     @classmethod
-    def read_json(cls, path: str | os.PathLike) -> "SpikeGraph":
+    def read_json(cls, path: str | os.PathLike) -> SpikeGraph:
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
@@ -434,7 +435,7 @@ class SpikeGraph:
         return Path(path)
 
     @classmethod
-    def read_graphml(cls, path: str | os.PathLike) -> "SpikeGraph":
+    def read_graphml(cls, path: str | os.PathLike) -> SpikeGraph:
         p = Path(path)
         if not p.is_file():
             raise GraphError(f"{p}: no such GraphML file")

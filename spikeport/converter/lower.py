@@ -16,22 +16,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from spikeport.converter.graph import SpikeGraph
 from spikeport.converter.ir import Input, IRNode
-from spikeport.ops._torch import StateSlot
 from spikeport.errors import DataError, GraphError, SpikeportError
+from spikeport.ops._torch import StateSlot
 
 __all__ = ["LoweredModule", "lower"]
 
 State = dict[str, Any]
 
 
-def lower(graph: SpikeGraph, device: str | torch.device | None = None) -> "LoweredModule":
+def lower(graph: SpikeGraph, device: str | torch.device | None = None) -> LoweredModule:
     """Validate ``graph`` and build its executor (in eval mode) on ``device``."""
     m = LoweredModule(graph)
     return m.to(device) if device is not None else m
@@ -80,7 +81,7 @@ class LoweredModule(nn.Module):
             used.add(key)
             self._keys[name] = key
             self.nodes[key] = mod
-        self._remaining = {n: 0 for n in self._order}
+        self._remaining = dict.fromkeys(self._order, 0)
         for n in self._order:
             for e in self._edges[n]:
                 if not e.recurrent:

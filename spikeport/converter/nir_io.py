@@ -55,8 +55,7 @@ from spikeport._io import atomic_path
 from spikeport.converter import ir
 from spikeport.converter.graph import SpikeGraph
 from spikeport.errors import ExportError, GraphError, UnsupportedNodeError
-from spikeport.ops import NirContext, NirMapping, Refusal, Refused, all_specs, find_spec
-from spikeport.ops import _nir
+from spikeport.ops import NirContext, NirMapping, Refusal, Refused, _nir, all_specs, find_spec
 
 __all__ = ["DEFAULT_DT", "to_nir", "write_nir", "from_nir", "read_nir", "load_nir_model", "importable_types"]
 
@@ -317,7 +316,7 @@ def _back_edges(flat: _Flat) -> set[tuple[str, str]]:
 
 
 def _ff_order(flat: _Flat, recurrent: set[tuple[str, str]]) -> list[str]:
-    indeg = {n: 0 for n in flat.nodes}
+    indeg = dict.fromkeys(flat.nodes, 0)
     for a, b in flat.edges:
         if (a, b) not in recurrent:
             indeg[b] += 1

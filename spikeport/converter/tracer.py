@@ -34,7 +34,8 @@ import contextvars
 import dataclasses
 import logging
 import operator
-from typing import Any, Callable, Iterator, Mapping, Sequence, Union
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Union
 
 import torch
 import torch.nn.functional as TF
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 
 HandlerResult = Union[IRNode, Sequence[IRNode], None]
 Handler = Callable[[nn.Module, str], HandlerResult]
-HandlerTable = Mapping[type, Union[Handler, None]]
+HandlerTable = Mapping[type, Handler | None]
 
 _USER_HANDLERS: dict[type, Handler | None] = {}
 _MISSING = object()

@@ -24,16 +24,18 @@ import logging
 import pickle
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from spikeport.data import DATASETS, DatasetSplit
-from spikeport.data.transforms import StaticAugment, normalize as normalize_image
+from spikeport.data.transforms import StaticAugment
+from spikeport.data.transforms import normalize as normalize_image
 from spikeport.errors import ConfigError, DataError
 
 __all__ = [

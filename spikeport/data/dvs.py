@@ -45,9 +45,10 @@ import logging
 import math
 import struct
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -104,7 +105,7 @@ class Events(NamedTuple):
     y: np.ndarray
     p: np.ndarray
 
-    def select(self, mask: np.ndarray) -> "Events":
+    def select(self, mask: np.ndarray) -> Events:
         return Events(self.t[mask], self.x[mask], self.y[mask], self.p[mask])
 
 

@@ -83,8 +83,8 @@ def _div(a: float, b: float) -> float:
 def _base_row(r: Any, role: str) -> dict[str, Any]:
     row: dict[str, Any] = {"layer": r.name, "type": r.type_name, "role": role, "value_class": "",
                            "calls": r.calls, "rate": None, "in_rate": None}
-    row.update({c: 0.0 for c in OP_COLUMNS})
-    row.update({c: 0.0 for c in HELPER_COLUMNS})
+    row.update(dict.fromkeys(OP_COLUMNS, 0.0))
+    row.update(dict.fromkeys(HELPER_COLUMNS, 0.0))
     return row
 
 
@@ -146,7 +146,7 @@ def _neuron_row(r: NeuronRecord, n: int, active: bool) -> tuple[dict[str, Any], 
 
 def _unmeasured_row(r: UnmeasuredRecord) -> dict[str, Any]:
     row = _base_row(r, "unmeasured")
-    row.update({c: None for c in OP_COLUMNS + HELPER_COLUMNS})
+    row.update(dict.fromkeys(OP_COLUMNS + HELPER_COLUMNS))
     looks = {True: "binary outputs: looks like a spiking neuron", False: "non-binary outputs",
              None: "never ran"}[r.binary_outputs]
     row["value_class"] = f"unmeasured ({looks})"

@@ -23,9 +23,10 @@ import math
 import os
 import secrets
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -349,7 +350,7 @@ def render_report(report: EnergyReport) -> dict[str, bytes]:
     """Every file of :data:`REPORT_FILES` rendered in memory: ``{file name: content}``."""
     figs = figures(report)
     layers = report.layers.copy()
-    total = {c: "" for c in layers.columns}
+    total = dict.fromkeys(layers.columns, "")
     total.update({"layer": "TOTAL", "rate": report.totals["firing_rate"]})
     total.update({c: report.totals[c] for c in SUM_COLUMNS})
     layers = pd.concat([layers, pd.DataFrame([total], columns=layers.columns)], ignore_index=True)

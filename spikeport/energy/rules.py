@@ -38,8 +38,9 @@ from __future__ import annotations
 import copy
 import math
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -319,7 +320,7 @@ def tensors(inputs: tuple[Any, ...]) -> list[torch.Tensor]:
     return [t for t in inputs if isinstance(t, torch.Tensor)]
 
 
-def resolve_rule(obj_type: type, rules: Mapping[type, OpRule] | None = None) -> "OpRule | Refused | None":
+def resolve_rule(obj_type: type, rules: Mapping[type, OpRule] | None = None) -> OpRule | Refused | None:
     """The rule for ``obj_type`` (an IR node type or a torch module class), walking its MRO.
 
     Built-in rules come from the op registry (:mod:`spikeport.ops`): an IR node type's

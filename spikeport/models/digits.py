@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from spikeport.models import layers as L
 from spikeport.errors import ConfigError
+from spikeport.models import layers as L
 from spikeport.models._registry import register_model
 from spikeport.models.neurons import create_neuron
 from spikeport.models.neurons.factory import NeuronType

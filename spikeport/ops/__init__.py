@@ -6,9 +6,27 @@ end to end. The built-in specs live in one file per family: :mod:`.neurons`,
 :mod:`.synapses`, :mod:`.layers` and :mod:`.methods`.
 """
 
-from spikeport.ops.spec import (CAPABILITIES, LoihiMapping, ModuleAdapter, NeuronDynamics, NirContext, NirMapping,
-                                OnnxSupport, OpSpec, Refusal, Refused, all_specs, find_spec, iter_capabilities,
-                                module_adapter, refusal, register_adapter, register_op, spec_of, unregister_op)
+from spikeport.ops.spec import (
+    CAPABILITIES,
+    LoihiMapping,
+    ModuleAdapter,
+    NeuronDynamics,
+    NirContext,
+    NirMapping,
+    OnnxSupport,
+    OpSpec,
+    Refusal,
+    Refused,
+    all_specs,
+    find_spec,
+    iter_capabilities,
+    module_adapter,
+    refusal,
+    register_adapter,
+    register_op,
+    spec_of,
+    unregister_op,
+)
 
 
 def __getattr__(name: str) -> object:  # helpers that import torch-side modules, loaded on first use

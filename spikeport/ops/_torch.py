@@ -12,7 +12,8 @@ state; this is how the executor streams step by step.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -7,21 +7,40 @@ not represent are still counted by the hook-based recorder (Conv3d, ...).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from spikeport.converter import ir
-from spikeport.energy.rules import (OpRule, adaptive_pool_fanout, autograd_fanout, conv_fanout, dense_conv,
-                                    dense_conv_transpose, pool_fanout, tensors, value_class)
+from spikeport.energy.rules import (
+    OpRule,
+    adaptive_pool_fanout,
+    autograd_fanout,
+    conv_fanout,
+    dense_conv,
+    dense_conv_transpose,
+    pool_fanout,
+    tensors,
+    value_class,
+)
 from spikeport.errors import GraphError
 from spikeport.models import layers as L
 from spikeport.ops import _nir
 from spikeport.ops._torch import Fn, buffer, full_axis
-from spikeport.ops.spec import (LoihiMapping, ModuleAdapter, NirContext, NirMapping, OpSpec, Refusal, Refused,
-                                register_adapter, register_op)
+from spikeport.ops.spec import (
+    LoihiMapping,
+    ModuleAdapter,
+    NirContext,
+    NirMapping,
+    OpSpec,
+    Refusal,
+    Refused,
+    register_adapter,
+    register_op,
+)
 from spikeport.ops.synapses import synapse_rule
 
 __all__ = ["FREE", "count_add", "count_mul", "count_scale"]

@@ -11,7 +11,8 @@ the docstrings of :mod:`spikeport.converter.nir_io` and
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,8 +24,17 @@ from spikeport.models.neurons import functional as F
 from spikeport.models.neurons import modules as N
 from spikeport.ops import _nir
 from spikeport.ops._torch import NeuronModule
-from spikeport.ops.spec import (LoihiMapping, ModuleAdapter, NeuronDynamics, NirContext, NirMapping, OpSpec, Refusal,
-                                Refused, register_op)
+from spikeport.ops.spec import (
+    LoihiMapping,
+    ModuleAdapter,
+    NeuronDynamics,
+    NirContext,
+    NirMapping,
+    OpSpec,
+    Refusal,
+    Refused,
+    register_op,
+)
 
 __all__ = ["neuron_rule", "execute_neuron", "per_layer", "to_numpy"]
 

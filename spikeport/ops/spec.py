@@ -33,8 +33,9 @@ nodes (an STAA block); see :func:`register_adapter`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from spikeport.errors import GraphError
 
@@ -109,7 +110,7 @@ class ModuleAdapter:
     convert: ConvertFn
     known: tuple[type | str, ...] = ()
     methods: tuple[str, ...] = ("forward",)
-    energy: "OpRule | None" = None
+    energy: OpRule | None = None
     framework: str = "torch"
     op: type | None = None
 
@@ -134,7 +135,7 @@ class ModuleAdapter:
                     f"unknown to the built-in adapter. Register an adapter for {type(m).__name__} with "
                     "spikeport.converter.register_handler (see docs/extending.md)")
 
-    def __call__(self, m: Any, name: str) -> list["IRNode"]:
+    def __call__(self, m: Any, name: str) -> list[IRNode]:
         self.check(m, name)
         out = self.convert(m, name)
         if out is None:
@@ -251,9 +252,9 @@ class OpSpec:
 
     node: type
     summary: str
-    execute: Callable[[Any, list["Shape"]], "nn.Module"]
+    execute: Callable[[Any, list[Shape]], nn.Module]
     modules: tuple[ModuleAdapter, ...] | Refused = ()
-    energy: "OpRule | Refused" = Refused("no energy rule declared")
+    energy: OpRule | Refused = Refused("no energy rule declared")
     nir: NirMapping | Refused = Refused("no NIR mapping declared")
     onnx: OnnxSupport | Refused = OnnxSupport()
     loihi: LoihiMapping | Refused = Refused("no Loihi mapping declared")
@@ -381,7 +382,7 @@ def module_adapter(cls: type) -> ModuleAdapter | None | object:
     return dataclasses.MISSING
 
 
-def energy_rule_at(cls: type) -> "OpRule | Refused | None | object":
+def energy_rule_at(cls: type) -> OpRule | Refused | None | object:
     """The built-in energy rule declared *at* class ``cls`` (no MRO walk; the recorder walks it).
 
     Returns the op's rule for an IR node type, the rule of a module adapter (its own for

@@ -13,14 +13,30 @@ import numpy as np
 from torch import nn
 
 from spikeport.converter import ir
-from spikeport.energy.rules import (OpRule, autograd_fanout, conv_fanout, dense_conv, dense_conv_transpose,
-                                    dense_linear, linear_fanout)
+from spikeport.energy.rules import (
+    OpRule,
+    autograd_fanout,
+    conv_fanout,
+    dense_conv,
+    dense_conv_transpose,
+    dense_linear,
+    linear_fanout,
+)
 from spikeport.errors import GraphError
 from spikeport.models import layers as L
 from spikeport.ops import _nir
 from spikeport.ops._torch import param
 from spikeport.ops.neurons import to_numpy
-from spikeport.ops.spec import LoihiMapping, ModuleAdapter, NirContext, NirMapping, OpSpec, Refusal, Refused, register_op
+from spikeport.ops.spec import (
+    LoihiMapping,
+    ModuleAdapter,
+    NirContext,
+    NirMapping,
+    OpSpec,
+    Refusal,
+    Refused,
+    register_op,
+)
 
 __all__ = ["SYNAPSE_NOTE", "synapse_rule"]
 

@@ -28,9 +28,10 @@ import contextlib
 import json
 import os
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from spikeport._io import atomic_write_text, check_overwrite
 from spikeport._registry import Registry

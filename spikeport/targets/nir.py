@@ -14,9 +14,10 @@ The mapping of neurons, and what NIR cannot represent, is documented in
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 

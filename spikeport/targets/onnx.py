@@ -46,9 +46,10 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -396,7 +397,7 @@ def export_onnx(model: Any, path: str | os.PathLike, *, timesteps: int | None = 
     except SpikeportError as e:
         raise ExportError(f"cannot run the model on [T={t}, B, {', '.join(map(str, shape))}]: {e}") from e
     with atomic_path(dest, suffix=".onnx") as tmp:
-        meta["exporter"] = _torch_export(wrapper, (x,), tmp, ["x"], outputs, {n: 1 for n in ["x", *outputs]},
+        meta["exporter"] = _torch_export(wrapper, (x,), tmp, ["x"], outputs, dict.fromkeys(["x", *outputs], 1),
                                          exporter, opset)
         nodes = _finish(tmp, meta)
         comp = _check(tmp, dest, ref, t, batch, seed, scale, atol, tie_eps) if check else None

@@ -24,8 +24,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn

@@ -29,8 +29,9 @@ primary mismatch with :math:`|u| \le` ``tie_eps`` is a *tie flip*, any other is
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 
@@ -363,8 +364,8 @@ def verify_export(model: Any, exported: Any, batches: Iterable[Batch], *, device
     Raises:
         ConfigError: CUDA requested but absent.
     """
-    from spikeport.targets.export import open_exported
     from spikeport.runtime import resolve_device
+    from spikeport.targets.export import open_exported
     from spikeport.targets.torch_runner import TorchRunner
 
     dev = resolve_device(device)

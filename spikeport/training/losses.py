@@ -16,7 +16,8 @@ Distillation losses (``kl``, ``hta_kl``, ``tser``) live in
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

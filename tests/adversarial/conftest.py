@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 from spikeport.cli import main
 

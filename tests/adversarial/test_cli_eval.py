@@ -12,7 +12,6 @@ import pickle
 import numpy as np
 import pytest
 
-
 # (checkpoint in assets, text the one-line message must contain besides the file name)
 BAD_CHECKPOINTS = [
     ("missing.pt", "no such checkpoint file"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 
 

@@ -26,15 +26,14 @@ import sys
 import textwrap
 import traceback
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from spikeport.checkpoint import CheckpointInfo, read_checkpoint, save_checkpoint
 from spikeport.errors import SpikeportError
 
@@ -189,8 +188,8 @@ def test_fuzz_aedat31(corpus, tmp_path):
 
 
 def _netx_seed(path: Path) -> Path:
-    from spikeport.targets.lava.netx import write_netx
     from spikeport.targets.lava.network import LoihiLayer, LoihiNetwork
+    from spikeport.targets.lava.netx import write_netx
 
     r = np.random.default_rng(0)
     conv = LoihiLayer("conv", (2, 3, 3), weight=r.integers(-5, 6, (2, 1, 2, 2)), bias=np.array([1, -1]),
@@ -200,12 +199,11 @@ def _netx_seed(path: Path) -> Path:
 
 
 def _nir_seed(path: Path) -> Path:
-    from torch import nn
-
     from spikeport.converter import trace
     from spikeport.converter.nir_io import write_nir
     from spikeport.models import layers as L
     from spikeport.models.neurons.modules import IF, LIF
+    from torch import nn
 
     torch.manual_seed(0)
     net = nn.Sequential(L.Conv2d(1, 2, 3, padding=1), L.BatchNorm2d(2), LIF(tau=2.0), L.Flatten(),

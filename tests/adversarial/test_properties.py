@@ -13,10 +13,9 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from torch import nn
-
 from spikeport.models import layers as L
 from spikeport.models.neurons.modules import IF, LIF
+from torch import nn
 
 converter = pytest.importorskip("spikeport.converter")
 from spikeport.converter import ir, lower, trace  # noqa: E402

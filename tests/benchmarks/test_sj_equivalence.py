@@ -15,9 +15,8 @@ import pytest
 import torch
 
 pytest.importorskip("spikingjelly.activation_based.neuron")
-from spikingjelly.activation_based import functional as sj_functional  # noqa: E402
-
 from spikeport.models import create_model  # noqa: E402
+from spikingjelly.activation_based import functional as sj_functional  # noqa: E402
 
 T, B, SHAPE = 2, 2, (3, 8, 8)
 

@@ -5,7 +5,6 @@ import nir
 import numpy as np
 import pytest
 import torch
-
 from spikeport.converter import SpikeGraph, ir, lower, trace
 from spikeport.converter.nir_io import DEFAULT_DT, read_nir, to_nir, write_nir
 from spikeport.errors import GraphError, SpikeportError, UnsupportedNodeError

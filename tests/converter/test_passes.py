@@ -3,14 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from spikeport.converter import SpikeGraph, ir, lower, trace
-from spikeport.converter.passes import (fold_batchnorm, fold_constants, propagate_shapes, remove_dead_nodes,
-                                        run_passes)
+from spikeport.converter.passes import fold_batchnorm, fold_constants, propagate_shapes, remove_dead_nodes, run_passes
 from spikeport.errors import GraphError
 from spikeport.models import create_model
 from spikeport.models import layers as L
+from torch import nn
 
 
 def _random_bn(model, seed=0):

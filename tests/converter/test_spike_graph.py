@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from spikeport.converter import SpikeGraph, ir
 from spikeport.errors import GraphError
 

@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from spikeport.converter import ir, lower, register_handler, trace, unregister_handler
 from spikeport.converter.tracer import resolve_handler
 from spikeport.errors import GraphError
 from spikeport.models import layers as L
 from spikeport.models.neurons import IF, LIF
+from torch import nn
 
 
 class Residual(nn.Module):

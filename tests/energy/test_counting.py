@@ -3,13 +3,12 @@
 import pandas as pd
 import pytest
 import torch
-from torch import nn
-
 from spikeport.energy import OpRule, estimate, neurobench_ops, record_spikes, value_class
 from spikeport.energy.record import SynapseRecord, UnmeasuredError
 from spikeport.errors import ConfigError
 from spikeport.models import layers as L
 from spikeport.models.neurons import IF
+from torch import nn
 
 
 def _counts(model: nn.Module, x: torch.Tensor, **kw) -> dict:
@@ -145,9 +144,8 @@ def test_user_rule_overrides_and_extends():
 
     model = nn.Sequential(Doubler(), _ones_conv(padding=1))
     x = _one_spike((1, 4, 4), 0, 1, 1)
-    with pytest.raises(UnmeasuredError, match=r"'0' .*Doubler.*--allow-unmeasured"):
-        with record_spikes(model):
-            model(x)
+    with pytest.raises(UnmeasuredError, match=r"'0' .*Doubler.*--allow-unmeasured"), record_spikes(model):
+        model(x)
     with record_spikes(model, allow_unmeasured=True) as rec:
         model(x)
     assert [(n, t.rsplit(".", 1)[-1]) for n, t, _ in rec.unmeasured] == [("0", "Doubler")]

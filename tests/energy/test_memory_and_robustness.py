@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
 import spikeport._memory as memory
+import torch
 from spikeport.energy import analyze, load_hardware_toml, load_npy_input, write_report
 from spikeport.energy.report import MAX_FIG_INCHES, REPORT_FILES, figures
 from spikeport.errors import ConfigError, DataError

@@ -7,15 +7,19 @@ from functools import partial
 import pytest
 import torch
 import torch.fx
-from torch import nn
-
 from spikeport.errors import ConfigError
 from spikeport.models import layers as L
 from spikeport.models.backbones import BasicBlock, SpikingResNet, SpikingVGG, create_resnet, num_params
-from spikeport.models.backbones.digits_variants import (dalif_digits, fsta_digits, resnet_digits, staa_digits,
-                                                        tssnn_digits)
-from spikeport.models.neurons import DALIF, LIF, SpikingNeuron
+from spikeport.models.backbones.digits_variants import (
+    dalif_digits,
+    fsta_digits,
+    resnet_digits,
+    staa_digits,
+    tssnn_digits,
+)
 from spikeport.models.methods import FSTA, FSTALIF, METHOD_LEAF_MODULES, STAABlock, TemporalShift
+from spikeport.models.neurons import DALIF, LIF, SpikingNeuron
+from torch import nn
 
 
 # ---------------------------------------------------------------- parameter formulas (independent of the code)

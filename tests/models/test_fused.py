@@ -13,7 +13,6 @@ import textwrap
 
 import pytest
 import torch
-
 from spikeport.errors import ConfigError
 from spikeport.models.neurons import DALIF, LIF, PLIF, fused
 

@@ -8,11 +8,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from spikeport.errors import ConfigError
+from spikeport.models.methods import (
+    FSTA,
+    FSTALIF,
+    GCBlock,
+    STAABlock,
+    StepAttention,
+    TemporalPositionEncoding,
+    TemporalShift,
+    TimeStepRandomDropout,
+    dct_basis_2d,
+    fsta_lif,
+)
 from spikeport.models.neurons import LIF
-from spikeport.models.methods import (FSTA, FSTALIF, GCBlock, STAABlock, StepAttention, TemporalPositionEncoding,
-                                    TemporalShift, TimeStepRandomDropout, dct_basis_2d, fsta_lif)
 
 
 def _n_params(m: torch.nn.Module) -> int:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-
 from spikeport.converter import SpikeGraph, ir, lower
 from spikeport.targets.lava.quantize import FloatLayer
 

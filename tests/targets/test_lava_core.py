@@ -10,15 +10,28 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
 from spikeport.converter.tracer import convert_module
 from spikeport.errors import DataError, ExportError, GraphError
-from spikeport.targets.lava import (FloatLayer, FloatNeuron, LoihiExecutor, LoihiLayer, LoihiNetwork, align_to_input,
-                                    netx_datasets, netx_dense_weights, quantize_decay, quantize_layer,
-                                    quantize_network, read_netx, run_reference, spike_agreement,
-                                    write_netx)
-from spikeport.targets.lava import _compat
+from spikeport.targets.lava import (
+    FloatLayer,
+    FloatNeuron,
+    LoihiExecutor,
+    LoihiLayer,
+    LoihiNetwork,
+    _compat,
+    align_to_input,
+    netx_datasets,
+    netx_dense_weights,
+    quantize_decay,
+    quantize_layer,
+    quantize_network,
+    read_netx,
+    run_reference,
+    spike_agreement,
+    write_netx,
+)
 from spikeport.targets.lava.legality import float_neuron
+
 from .lava_float import float_spikes
 
 

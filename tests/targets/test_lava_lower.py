@@ -7,8 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from spikeport.cli import main
 from spikeport.converter import SpikeGraph, ir
 from spikeport.data.digits import load_digits_arrays
@@ -17,12 +15,23 @@ from spikeport.models import create_model
 from spikeport.models import layers as L
 from spikeport.models.neurons import modules as N
 from spikeport.targets.export import open_exported
-from spikeport.targets.lava import (LoihiRunner, loihi_summary, deploy_graph, deploy_network, read_deployment,
-                                    readout_path, run_reference, spike_agreement, write_deployment)
-from spikeport.targets.lava import _compat
+from spikeport.targets.lava import (
+    LoihiRunner,
+    _compat,
+    deploy_graph,
+    deploy_network,
+    loihi_summary,
+    read_deployment,
+    readout_path,
+    run_reference,
+    spike_agreement,
+    write_deployment,
+)
 from spikeport.targets.nir import to_graph
 from spikeport.targets.torch_runner import TorchRunner
 from spikeport.targets.verify import compare
+from torch import nn
+
 from .lava_float import float_spikes
 
 T = 4

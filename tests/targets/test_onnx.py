@@ -14,8 +14,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from torch import nn
-
 from spikeport.errors import DataError, ExportError, UnsupportedNodeError
 from spikeport.models import MODELS, create_model, list_models
 from spikeport.models import layers as L
@@ -24,6 +22,7 @@ from spikeport.targets import onnx as tonnx
 from spikeport.targets.onnx import OnnxRunner, export_onnx, export_onnx_stream, read_onnx_meta
 from spikeport.targets.torch_runner import TorchRunner
 from spikeport.targets.verify import compare
+from torch import nn
 
 # streaming export for every streamable digits model and one CIFAR-size one (the other CIFAR backbones are made
 # of the same node types; their sequence export is tested below)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from spikeport.data import get_dataset
 from spikeport.errors import ConfigError, ExportError, UnsupportedNodeError
 from spikeport.models import create_model
 from spikeport.models import layers as L
 from spikeport.models.neurons import IF
+from spikeport.runtime import resolve_device
 from spikeport.targets.nir import NirRunner, export_nir
 from spikeport.targets.onnx import export_onnx
-from spikeport.runtime import resolve_device
 from spikeport.targets.torch_runner import RunResult, TorchRunner
 from spikeport.targets.verify import Comparator, compare, dataset_batches, random_batches, verify_export
+from torch import nn
 
 NO_CUDA = not torch.cuda.is_available()
 

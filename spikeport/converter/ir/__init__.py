@@ -2,12 +2,18 @@
 
 from spikeport.converter.ir.arith import Add, Concat, Mul, ReLU, Scale
 from spikeport.converter.ir.io import Input, Output
+from spikeport.converter.ir.methods import (
+                                          FSTA,
+                                          METHOD_TYPES,
+                                          GCAttention,
+                                          StepAttention,
+                                          TemporalPositionEncoding,
+                                          TemporalShift,
+)
 from spikeport.converter.ir.neuron import DALIF, IF, LIF, NEURON_TYPES, PLIF, CubaLIF, NeuronNode, Threshold
 from spikeport.converter.ir.node import NODE_TYPES, InputShapeError, IRNode, Param, Shape
 from spikeport.converter.ir.norm import BatchNorm
 from spikeport.converter.ir.pool import AdaptiveAvgPool, AvgPool, MaxPool, SumPool
-from spikeport.converter.ir.methods import (FSTA, METHOD_TYPES, GCAttention, StepAttention, TemporalPositionEncoding,
-                                          TemporalShift)
 from spikeport.converter.ir.shape import Flatten, Reshape
 from spikeport.converter.ir.synapse import Conv1d, Conv2d, ConvTranspose2d, Linear
 

@@ -30,8 +30,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence, Union
+from typing import Any, ClassVar, Union
 
 import numpy as np
 
@@ -55,7 +56,7 @@ __all__ = [
 Shape = tuple[int, ...]
 Param = Union[float, np.ndarray]
 
-NODE_TYPES: dict[str, type["IRNode"]] = {}
+NODE_TYPES: dict[str, type[IRNode]] = {}
 """Every concrete IR node class by class name (filled by ``IRNode.__init_subclass__``)."""
 
 _ARRAY_INLINE_MAX = 16  # arrays up to this size are written as readable lists in JSON
@@ -72,7 +73,7 @@ class InputShapeError(GraphError):
         reason: why it does not fit.
     """
 
-    def __init__(self, node: "IRNode", port: int, expected: str, got: Shape, reason: str) -> None:
+    def __init__(self, node: IRNode, port: int, expected: str, got: Shape, reason: str) -> None:
         self.node, self.port, self.expected, self.got, self.reason = node.name, port, expected, tuple(got), reason
         super().__init__(f"node '{node.name}' ({type(node).__name__}) input {port}: expected {expected}, "
                          f"got {list(got)} ({reason})")
@@ -268,7 +269,7 @@ class IRNode:
             parts.append(f"{f.name}={v}")
         return ", ".join(parts)
 
-    def replace(self, **changes: Any) -> "IRNode":
+    def replace(self, **changes: Any) -> IRNode:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -299,7 +300,7 @@ class IRNode:
         return d
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "IRNode":
+    def from_dict(cls, data: Mapping[str, Any]) -> IRNode:
         """Rebuild a node from :meth:`to_dict` output (dispatches on ``data["type"]``).
 
         Raises:
@@ -329,7 +330,7 @@ class IRNode:
         return {k: encode_value(v) for k, v in self.to_dict().items()}
 
     @classmethod
-    def from_jsonable(cls, data: Mapping[str, Any]) -> "IRNode":
+    def from_jsonable(cls, data: Mapping[str, Any]) -> IRNode:
         """Inverse of :meth:`to_jsonable`."""
         return cls.from_dict({k: decode_value(v) for k, v in data.items()})
 

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from spikeport.converter.graph import SpikeGraph
 from spikeport.converter.passes.const_fold import fold_constants

@@ -9,7 +9,8 @@ fails to run, raises a GraphError naming it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

@@ -5,8 +5,15 @@ Importing this package registers every model family with the zoo.
 
 from spikeport.models.backbones import digits_variants, resnet, vgg  # noqa: F401  (registration)
 from spikeport.models.backbones._common import ChannelFactory, neuron_factory, num_params
-from spikeport.models.backbones.resnet import (RESNET_CFGS, BasicBlock, SpikingResNet, create_resnet, fsta_hooks,
-                                               staa_hooks, ts_hooks)
+from spikeport.models.backbones.resnet import (
+                                               RESNET_CFGS,
+                                               BasicBlock,
+                                               SpikingResNet,
+                                               create_resnet,
+                                               fsta_hooks,
+                                               staa_hooks,
+                                               ts_hooks,
+)
 from spikeport.models.backbones.vgg import VGG_CFGS, SpikingVGG
 
 __all__ = ["ChannelFactory", "neuron_factory", "num_params", "BasicBlock", "SpikingResNet", "RESNET_CFGS",

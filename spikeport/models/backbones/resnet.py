@@ -27,8 +27,9 @@ Configurations (``resnet18``/``resnet19``/``resnet20`` in the zoo):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,10 +37,16 @@ from torch import nn
 from spikeport.errors import ConfigError
 from spikeport.models import layers as L
 from spikeport.models._registry import register_model
-from spikeport.models.backbones._common import (ChannelFactory, check_input_shape, check_int_tuple, conv_out,
-                                                init_weights, neuron_factory)
-from spikeport.models.neurons.factory import NeuronType
+from spikeport.models.backbones._common import (
+    ChannelFactory,
+    check_input_shape,
+    check_int_tuple,
+    conv_out,
+    init_weights,
+    neuron_factory,
+)
 from spikeport.models.methods import FSTALIF, STAABlock, TemporalShift
+from spikeport.models.neurons.factory import NeuronType
 
 __all__ = ["BasicBlock", "SpikingResNet", "RESNET_CFGS", "create_resnet", "ts_hooks", "staa_hooks", "fsta_hooks"]
 

@@ -10,7 +10,8 @@ replaces every neuron. torch.fx traceable with neurons and layers as leaves.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ from spikeport.models.neurons.factory import NeuronType
 
 __all__ = ["SpikingVGG", "VGG_CFGS"]
 
-VGG_CFGS: dict[str, tuple[Union[int, str], ...]] = {
+VGG_CFGS: dict[str, tuple[int | str, ...]] = {
     "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
 }
 _POOLS = {"avg": L.AvgPool2d, "max": L.MaxPool2d}
@@ -43,7 +44,7 @@ class SpikingVGG(nn.Module):
         timesteps: T the model was built for (``None``: any T).
     """
 
-    def __init__(self, cfg: Sequence[Union[int, str]] = VGG_CFGS["vgg11"], num_classes: int = 10,
+    def __init__(self, cfg: Sequence[int | str] = VGG_CFGS["vgg11"], num_classes: int = 10,
                  input_shape: Sequence[int] = (3, 32, 32), neuron: NeuronType = "lif",
                  neuron_kw: dict[str, Any] | None = None, act_layer: ChannelFactory | None = None,
                  pre_conv: ChannelFactory | None = None, pool: str = "avg", timesteps: int | None = None) -> None:

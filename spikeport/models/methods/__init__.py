@@ -8,8 +8,13 @@ step-by-step hardware must refuse those).
 """
 
 from spikeport.models.methods.fsta import FSTA, FSTA_LIF_KW, FSTALIF, dct_basis_2d, fsta_lif
-from spikeport.models.methods.staa import (GCBlock, STAABlock, StepAttention, TemporalPositionEncoding,
-                                         TimeStepRandomDropout)
+from spikeport.models.methods.staa import (
+                                         GCBlock,
+                                         STAABlock,
+                                         StepAttention,
+                                         TemporalPositionEncoding,
+                                         TimeStepRandomDropout,
+)
 from spikeport.models.methods.temporal_shift import TemporalShift
 
 __all__ = ["TemporalShift", "TemporalPositionEncoding", "GCBlock", "StepAttention", "TimeStepRandomDropout",

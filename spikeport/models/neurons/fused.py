@@ -43,7 +43,7 @@ shape and configuration, so it stays the user's choice (``torch.compile(model)``
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Union
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -83,7 +83,7 @@ class FusedConfig(NamedTuple):
 
     mode: str
     v_threshold: float
-    v_reset: Optional[float]
+    v_reset: float | None
     surrogate: str
     alpha: float
     detach_reset: bool
@@ -106,7 +106,7 @@ def check_backend(owner: str, backend: str) -> str:
     return backend
 
 
-_TRITON: Optional[bool] = None
+_TRITON: bool | None = None
 
 
 def triton_available() -> bool:
@@ -130,7 +130,7 @@ def _tracing() -> bool:
     return bool(compiler is not None and compiler.is_compiling())
 
 
-def fused_supported(x: object, *params: Param) -> Optional[str]:
+def fused_supported(x: object, *params: Param) -> str | None:
     """Why the fused path cannot take ``x`` (a short reason), or ``None`` if it can.
 
     The fused path needs a real floating tensor of shape ``[T, ...]`` outside
@@ -185,7 +185,7 @@ def _scalar(p: Param) -> Param:
     return p
 
 
-def _charge(x_t: torch.Tensor, v: Optional[torch.Tensor], h: torch.Tensor, tmp: Optional[torch.Tensor],
+def _charge(x_t: torch.Tensor, v: torch.Tensor | None, h: torch.Tensor, tmp: torch.Tensor | None,
             c1: Param, c2: Param, cfg: FusedConfig) -> None:
     """Write :math:`H[t]` into ``h``, repeating the eager op sequence exactly (``v=None``: zero state)."""
     vl = cfg.v_leak
@@ -233,8 +233,8 @@ def _reset(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor, cfg: FusedConfig) 
         v.add_(s, alpha=cfg.v_reset)
 
 
-def _forward(x: torch.Tensor, c1: Param, c2: Param, cfg: FusedConfig, H: Optional[torch.Tensor] = None,
-             spikes: bool = True) -> Optional[torch.Tensor]:
+def _forward(x: torch.Tensor, c1: Param, c2: Param, cfg: FusedConfig, H: torch.Tensor | None = None,
+             spikes: bool = True) -> torch.Tensor | None:
     """Run all ``T`` steps; return the spikes (or ``None`` with ``spikes=False``).
 
     With ``H`` (a ``[T, ...]`` buffer) the charged membrane of every step is written there.
@@ -279,7 +279,7 @@ def _surrogate_step(h: torch.Tensor, out: torch.Tensor, cfg: FusedConfig) -> flo
 
 
 def _reset_step(h: torch.Tensor, g: torch.Tensor, scale: float, a_v: Param, cfg: FusedConfig,
-                out: torch.Tensor) -> tuple[Optional[torch.Tensor], float]:
+                out: torch.Tensor) -> tuple[torch.Tensor | None, float]:
     """``(E, c)`` with :math:`a_V\\,\\partial V/\\partial H = c E` at one step (``E=None``: ``E = 1``)."""
     vth, vr = cfg.v_threshold, cfg.v_reset
     live = not cfg.detach_reset
@@ -319,7 +319,7 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.dot(a.reshape(-1), b.reshape(-1))
 
 
-def _acc(acc: Optional[torch.Tensor], a: torch.Tensor, b: Optional[torch.Tensor], p: torch.Tensor,
+def _acc(acc: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor | None, p: torch.Tensor,
          w: float = 1.0) -> torch.Tensor:
     """``acc + w * sum(a * b)`` reduced to the shape of coefficient ``p`` (``b=None``: ``sum(a)``)."""
     if p.dim() == 0:
@@ -331,7 +331,7 @@ def _acc(acc: Optional[torch.Tensor], a: torch.Tensor, b: Optional[torch.Tensor]
     return part if acc is None else acc + part
 
 
-def _finish(acc: Optional[torch.Tensor], scale: float, p: torch.Tensor) -> torch.Tensor:
+def _finish(acc: torch.Tensor | None, scale: float, p: torch.Tensor) -> torch.Tensor:
     if acc is None:
         return torch.zeros_like(p)
     return (acc * scale).reshape(p.shape).to(p.dtype)
@@ -441,7 +441,7 @@ def _run(x: torch.Tensor, c1: Param, c2: Param, cfg: FusedConfig) -> torch.Tenso
     return _forward(x, _scalar(c1), _scalar(c2), cfg)
 
 
-def _config(mode: str, v_threshold: float, v_reset: Optional[float], surrogate: Union[str, Surrogate],
+def _config(mode: str, v_threshold: float, v_reset: float | None, surrogate: str | Surrogate,
             detach_reset: bool) -> FusedConfig:
     sg = get_surrogate(surrogate)
     return FusedConfig(mode, float(v_threshold), None if v_reset is None else float(v_reset), sg.name,
@@ -454,8 +454,8 @@ def _check_x(name: str, x: torch.Tensor) -> None:
         raise ConfigError(f"{name}: expected a floating tensor [T, B, ...], got {shape}")
 
 
-def lif_multistep(x: torch.Tensor, inv_tau: Param, *, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
-                  decay_input: bool = True, surrogate: Union[str, Surrogate] = "sigmoid",
+def lif_multistep(x: torch.Tensor, inv_tau: Param, *, v_threshold: float = 1.0, v_reset: float | None = 0.0,
+                  decay_input: bool = True, surrogate: str | Surrogate = "sigmoid",
                   detach_reset: bool = False) -> torch.Tensor:
     """Multi-step LIF / PLIF from zero state, same spikes as looping ``functional.lif_step``.
 
@@ -480,7 +480,7 @@ def lif_multistep(x: torch.Tensor, inv_tau: Param, *, v_threshold: float = 1.0, 
 
 
 def dalif_multistep(x: torch.Tensor, alpha: Param, beta: Param, *, v_threshold: float = 1.0,
-                    v_reset: Optional[float] = 0.0, surrogate: Union[str, Surrogate] = "sigmoid",
+                    v_reset: float | None = 0.0, surrogate: str | Surrogate = "sigmoid",
                     detach_reset: bool = False) -> torch.Tensor:
     """Multi-step DA-LIF :math:`H = \beta V + \alpha x` from zero state.
 

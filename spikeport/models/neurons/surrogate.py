@@ -25,8 +25,8 @@ dataclasses (no module instances as default arguments).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -113,7 +113,7 @@ class Surrogate:
         return surrogate_grad(self.name, x, self.sharpness)
 
 
-def get_surrogate(spec: "str | Surrogate | Callable[[torch.Tensor], torch.Tensor]") -> Surrogate:
+def get_surrogate(spec: str | Surrogate | Callable[[torch.Tensor], torch.Tensor]) -> Surrogate:
     """Resolve a surrogate given by name or instance."""
     if isinstance(spec, Surrogate):
         return spec

@@ -12,16 +12,22 @@ see :mod:`spikeport.targets.lava._compat`).
 """
 
 from spikeport.targets.lava._compat import LAVA_INSTALL_HINT, enable_lava, lava_available
-from spikeport.targets.lava.netx import netx_datasets, read_netx, write_netx
-from spikeport.targets.lava.network import LoihiLayer, LoihiNetwork, netx_dense_weights
-from spikeport.targets.lava.quantize import (FloatLayer, FloatNeuron, quantize_decay, quantize_layer,
-                                             quantize_network, spike_agreement)
-from spikeport.targets.lava.deploy import LoihiDeployment, deploy_graph, deploy_network
 from spikeport.targets.lava.cores import loihi_summary
-from spikeport.targets.lava.sidecar import read_deployment, readout_path, write_deployment
-from spikeport.targets.lava.runner import LoihiRunner
-from spikeport.targets.lava.loihi_reference import LoihiExecutor, ReferenceTrace, align_to_input, run_reference
+from spikeport.targets.lava.deploy import LoihiDeployment, deploy_graph, deploy_network
 from spikeport.targets.lava.lava_sim import run_lava
+from spikeport.targets.lava.loihi_reference import LoihiExecutor, ReferenceTrace, align_to_input, run_reference
+from spikeport.targets.lava.network import LoihiLayer, LoihiNetwork, netx_dense_weights
+from spikeport.targets.lava.netx import netx_datasets, read_netx, write_netx
+from spikeport.targets.lava.quantize import (
+                                             FloatLayer,
+                                             FloatNeuron,
+                                             quantize_decay,
+                                             quantize_layer,
+                                             quantize_network,
+                                             spike_agreement,
+)
+from spikeport.targets.lava.runner import LoihiRunner
+from spikeport.targets.lava.sidecar import read_deployment, readout_path, write_deployment
 
 __all__ = [
     "LAVA_INSTALL_HINT",

@@ -39,8 +39,9 @@ import io
 import logging
 import sys
 import threading
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 from spikeport.errors import ExportError
 

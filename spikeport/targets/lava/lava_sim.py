@@ -38,8 +38,8 @@ import numpy as np
 
 from spikeport.errors import DataError, ExportError
 from spikeport.targets.lava._compat import enable_lava
-from spikeport.targets.lava.netx import read_netx
 from spikeport.targets.lava.network import LoihiNetwork
+from spikeport.targets.lava.netx import read_netx
 
 __all__ = ["run_lava"]
 

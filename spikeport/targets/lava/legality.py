@@ -20,7 +20,8 @@ without a neuron after them, recurrence, and so on;
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

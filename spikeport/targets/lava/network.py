@@ -93,7 +93,7 @@ def _dense_range_problem(weight: np.ndarray) -> str | None:
     if lo == 0 and hi == 0:
         return "dense weights are all zero, which netx's optimize_weight_bits cannot handle (log2 of inf)"
     mode = _sign_mode(weight)
-    if mode == _SIGN_MIXED and not (-256 <= lo and hi <= 254):
+    if mode == _SIGN_MIXED and not (lo >= -256 and hi <= 254):
         return f"mixed-sign dense weights must lie in [-256, 254], got [{lo}, {hi}]"
     if mode == _SIGN_EXC and hi > 255:
         return f"excitatory dense weights must lie in [0, 255], got [{lo}, {hi}]"

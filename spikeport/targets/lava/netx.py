@@ -36,8 +36,8 @@ import h5py
 import numpy as np
 
 from spikeport import __version__
-from spikeport._io import atomic_path
 from spikeport._hdf5_guard import check_hdf5_readable
+from spikeport._io import atomic_path
 from spikeport.errors import DataError, ExportError, GraphError, SpikeportError
 from spikeport.targets.lava.network import LoihiLayer, LoihiNetwork
 
@@ -218,7 +218,7 @@ class _Group:
             raise self.fail(f"'{key}' must be a scalar, got shape {value.shape}")
         return int(value.reshape(-1)[0])
 
-    def sub(self, key: str) -> "_Group":
+    def sub(self, key: str) -> _Group:
         if key not in self.g or not isinstance(self.g[key], h5py.Group):
             raise self.fail(f"missing group '{key}'")
         return _Group(self.path, self.g[key])

@@ -38,14 +38,22 @@ equals the threshold exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from spikeport.errors import ExportError, GraphError
-from spikeport.targets.lava.network import (BIAS_MAX, BIAS_MIN, DECAY_UNITY, VTH_MAX, LoihiLayer, LoihiNetwork,
-                                            conv_output_hw)
+from spikeport.targets.lava.network import (
+    BIAS_MAX,
+    BIAS_MIN,
+    DECAY_UNITY,
+    VTH_MAX,
+    LoihiLayer,
+    LoihiNetwork,
+    conv_output_hw,
+)
 
 __all__ = [
     "W_SCALE",
@@ -106,7 +114,7 @@ class FloatNeuron:
 
     @classmethod
     def lif(cls, tau: float, v_threshold: float = 1.0, decay_input: bool = False,
-            v_reset: float | None = 0.0) -> "FloatNeuron":
+            v_reset: float | None = 0.0) -> FloatNeuron:
         """LIF with time constant ``tau`` (``decay_input`` as in spikeport's LIF)."""
         cls.check_reset("LIF", v_reset)
         if not _finite(tau) or tau < 1.0:
@@ -114,14 +122,14 @@ class FloatNeuron:
         return cls(v_threshold, v_decay=1.0 / tau, input_gain=1.0 / tau if decay_input else 1.0)
 
     @classmethod
-    def if_(cls, v_threshold: float = 1.0, v_reset: float | None = 0.0) -> "FloatNeuron":
+    def if_(cls, v_threshold: float = 1.0, v_reset: float | None = 0.0) -> FloatNeuron:
         """Integrate-and-fire (no leak)."""
         cls.check_reset("IF", v_reset)
         return cls(v_threshold)
 
     @classmethod
     def cuba(cls, i_decay: float, v_decay: float, v_threshold: float = 1.0,
-             v_reset: float | None = 0.0) -> "FloatNeuron":
+             v_reset: float | None = 0.0) -> FloatNeuron:
         """Current-based LIF (Loihi's CUBA neuron)."""
         cls.check_reset("CubaLIF", v_reset)
         return cls(v_threshold, v_decay=v_decay, i_decay=i_decay)
