@@ -315,7 +315,8 @@ def _markdown(s: dict[str, Any]) -> str:
     else:
         lines += [f"data: {s.get('check_data') or 'not recorded'}", "", f"verdict: {chk['description']}", ""]
         lines += [f"**{f}**" for f in s.get("check_failures", [])] + ([""] if s.get("check_failures") else [])
-        lines += ["| layer | agreement | mismatches | ref spikes | ref rate | target rate |", "|---|---|---|---|---|---|"]
+        lines += ["| layer | agreement | mismatches | ref spikes | ref rate | target rate |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {r['layer']} | {100 * r['agreement']:.4f}% | {r['mismatches']}/{r['total']} | "
                   f"{r['ref_spikes']} | {r['ref_rate']:.4f} | {r['target_rate']:.4f} |" for r in chk["layers"]]
     lo = s.get("loihi")

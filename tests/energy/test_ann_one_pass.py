@@ -22,7 +22,7 @@ def _one_step_macs(model, x_one_step):
 
 @pytest.mark.parametrize("name,t", [("spiking_cnn_digits", 4), ("resnet_digits", 3)])
 def test_ann_macs_are_one_pass_of_the_flop_counter(name, t):
-    """The demo CNN and the ResNet-style digits model, recorded on the labelled test split as `spikeport energy` does."""
+    """The demo CNN and the ResNet-style digits model, recorded on the test split as `spikeport energy` does."""
     torch.manual_seed(0)
     model = create_model(name).eval()
     split = get_dataset("digits", train=False)
