@@ -344,7 +344,8 @@ def headline(report: EnergyReport) -> list[tuple[str, str]]:
                                   f"'{hw.name}'"),
         (_energy(t["ann_energy_pj"], unit), f"the ANN of the same shape, one forward pass: {_si(t['ann_macs'])} MACs x "
                                       f"{hw.e_mac_pj:g} pJ"),
-        (ratio_s, f"ANN / SNN energy: {verdict}"),
+        (ratio_s, f"ANN / SNN energy: {verdict}"
+                  + ("; the ANN figure is compute only, the SNN's includes memory accesses" if hw.memory else "")),
         (f"{t['firing_rate']:.4f}", "mean firing rate (spikes per neuron per step)"),
         (ops, "SNN synaptic ops per inference (ACs on spikes and integer inputs, MACs on real-valued inputs)"
               + (f"; plus {_si(elem)} element-wise ops" if elem else "")

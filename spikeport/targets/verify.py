@@ -220,6 +220,9 @@ class Comparison:
             return (f"vacuous for layers: {names} ({len(silent)} of {n_ref} spike layers emitted "
                     f"{_fewer(self.min_spikes)} on the {self.samples} samples compared, so agreement there shows "
                     f"nothing); measured: {self._numbers()}")
+        if self.verdict == "quantized" and not self.agrees:
+            return (f"quantized, FAILED ({self.pred_agree}/{self.samples} predictions agree, below the "
+                    f"{100 * self.min_pred_agreement:g}% pass mark): {self._numbers()}")
         return f"{self.verdict}: {self._numbers()}"
 
     def to_dict(self) -> dict[str, Any]:

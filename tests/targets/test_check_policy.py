@@ -74,6 +74,21 @@ def test_min_spikes_is_the_stated_threshold():
     assert V.DEFAULT_MIN_SPIKES == 1
     assert _comparison([3, 5], min_spikes=4).silent_layers == ["l0"]
     assert _comparison([3, 5], min_spikes=3).silent_layers == []
+
+
+def test_a_quantized_check_below_its_pass_mark_says_failed():
+    c = V.Comparator(["a"], "ref", "loihi", approximate="fixed point", min_pred_agreement=0.95)
+    s = {"a": torch.ones(1, 4, 2, dtype=torch.bool)}
+    ref, tgt = torch.zeros(1, 4, 3), torch.zeros(1, 4, 3)
+    ref[..., 0] = 1.0
+    tgt[..., 0] = 1.0
+    tgt[0, 0, 1] = 2.0  # one of 4 predictions differs: 75% < 95%
+    c.update(None, RunResult(ref, s), RunResult(tgt, s))
+    r = c.result
+    assert r.verdict == "quantized" and not r.agrees and not r.ok
+    assert r.describe().startswith("quantized, FAILED (3/4 predictions agree, below the 95% pass mark): ")
+    r.min_pred_agreement = 0.75
+    assert r.ok and r.describe().startswith("quantized: 100.000% of spikes agree")
     assert "fewer than 4 reference spikes" in _comparison([3, 5], min_spikes=4).describe()
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="--min-spikes must be an integer >= 1"):
