@@ -456,7 +456,8 @@ def dataset_check_data(split: Any, name: str, *, timesteps: int, encoder: str = 
     first = max(1, (2 * n + 2) // 3)  # e.g. 32 -> 22 + 10
     data = list(dataset_batches(split, timesteps=timesteps, encoder=encoder, samples=n, batch_size=first, seed=seed))
     enc = "as recorded (temporal data)" if split.temporal else f"{encoder} encoding"
-    return CheckData(data, f"{name} test split, first {n} samples, {enc}, T={timesteps}", labelled=True)
+    t = int(data[0][0].shape[0]) if data else timesteps  # temporal data carries its own T
+    return CheckData(data, f"{name} test split, first {n} samples, {enc}, T={t}", labelled=True)
 
 
 def random_check_data(input_shape: Sequence[int], *, timesteps: int, batch: int = 2, seed: int = 0,
