@@ -12,8 +12,13 @@ ZOO_SEED = 0
 
 __all__ = [
     "ZOO_SEED", "parse_shape", "parse_kv", "parse_device", "add_model_args", "add_device_arg", "add_out_args",
-    "print_table",
+    "print_table", "load_cli_model", "TIME_LAYOUT_HELP",
 ]
+
+TIME_LAYOUT_HELP = ("how a file.py:factory model takes time: tb [T, B, ...] (default; SpikingJelly multi-step, Norse "
+                    "LIF, forward loops over time), bt [B, T, ...] (sinabs), bt-flat [B*T, ...] (sinabs Squeeze), "
+                    "time-last [B, ..., T] (lava-dl SLAYER), step: called once per step with [B, ...] (snnTorch, "
+                    "Norse cells, SpikingJelly single-step)")
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -21,7 +26,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, e.g. 1,8,8") from None
+        raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, "
+                                         "e.g. 1,8,8") from None
     if not shape or any(s <= 0 for s in shape):
         raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, e.g. 1,8,8")
     return shape
@@ -53,6 +59,20 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights for a file.py:factory model (checkpoint or state_dict)")
     p.add_argument("--input-shape", type=parse_shape, help="one sample's shape without T and B, e.g. 1,8,8")
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="keyword for a zoo model factory")
+    p.add_argument("--time-layout", choices=("tb", "bt", "bt-flat", "time-last", "step"), help=TIME_LAYOUT_HELP)
+
+
+def load_cli_model(args: argparse.Namespace, device: str = "cpu") -> Any:
+    """``load_model`` from the MODEL options of ``args``; its notes go to stderr."""
+    import sys
+
+    from spikeport.models.loading import load_model
+
+    loaded = load_model(args.model, weights=args.weights, device=device, time_layout=args.time_layout,
+                        **parse_kv(args.model_arg))
+    for note in loaded.notes:
+        print(f"spikeport: note: {note}", file=sys.stderr)
+    return loaded
 
 
 def parse_device(text: str) -> str:
@@ -84,7 +104,7 @@ def print_table(rows: list[dict[str, Any]], columns: list[str] | None = None) ->
     cols = columns or list(rows[0])
     cells = [[str(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False))
     sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) for row in cells]
     return "\n".join([line, sep, *body])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spikeport.commands._common import ZOO_SEED, add_model_args, add_out_args, parse_kv
+from spikeport.commands._common import ZOO_SEED, add_model_args, add_out_args, load_cli_model
 
 __all__ = ["add_parser", "run", "TARGET_NAMES", "DEFAULT_TIMESTEPS"]
 
@@ -22,14 +22,15 @@ def add_parser(sub: Any) -> None:
         "export", help="export a model to onnx, onnx-stream, lava or nir",
         description="Export MODEL to a deployment target. onnx: the whole sequence [T, B, ...] -> logits [T, B, K] "
                     "with the time loop unrolled (T fixed); onnx-stream: one timestep with every neuron's state as "
-                    "explicit inputs/outputs (any T; refuses sequence-level paper-method modules); nir: NIR graph file; "
-                    "lava: lava-dl netx HDF5. Every export is checked against the torch reference right after "
+                    "explicit inputs/outputs (any T; refuses sequence-level paper-method modules); nir: NIR graph "
+                    "file; lava: lava-dl netx HDF5. Every export is checked against the torch reference right after "
                     "writing (spikes identical up to threshold ties, logits within 1e-5; lava: fixed point, at "
                     "least --min-agreement of the predictions) on the model's own test split when its dataset is "
                     "known (else random inputs) and written atomically, with PATH.summary.json / PATH.summary.md "
                     "describing it, the data it was checked on, and where else the model can go. A check that "
                     "fails, or that is vacuous because a spike layer never fires on the check data, writes nothing "
-                    "and exits non-zero unless --allow-mismatch / --allow-silent.")
+                    "and exits non-zero unless --allow-mismatch / --allow-silent. The model itself also runs (in its "
+                    "own framework) beside its traced IR and the file, and must agree with both.")
     add_model_args(p)
     p.add_argument("--target", required=True, choices=TARGET_NAMES, help="export target")
     add_out_args(p, "output file (e.g. model.onnx, model.nir, model.net)")
@@ -97,7 +98,6 @@ def run(args: argparse.Namespace) -> int:
 
     from spikeport._io import check_overwrite
     from spikeport.errors import ConfigError
-    from spikeport.models.loading import load_model
     from spikeport.targets.export import export_model, summary_paths
     from spikeport.targets.verify import check_min_spikes
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.min_agreement) and 0.0 <= args.min_agreement <= 1.0):
         raise ConfigError(f"--min-agreement must be in [0, 1], got {args.min_agreement}")
     torch.manual_seed(ZOO_SEED)  # a zoo name gets the same fresh weights in export and verify
-    loaded = load_model(args.model, weights=args.weights, device="cpu", **parse_kv(args.model_arg))
+    loaded = load_cli_model(args)
     shape = tuple(args.input_shape) if args.input_shape else loaded.input_shape
     t = _timesteps(args, loaded)
     opts: dict[str, Any] = {"check": not args.no_check, "min_spikes": args.min_spikes,
