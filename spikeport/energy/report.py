@@ -354,14 +354,20 @@ def headline(report: EnergyReport) -> list[tuple[str, str]]:
     ops = f"{_si(acs)} ACs + {_si(t['syn_macs'])} MACs"
     elem = t["elem_adds"] + t["elem_macs"]
     unit = min(t["energy_pj"], t["ann_energy_pj"]) or None  # one unit for both energies
-    return [
+    unmeasured = m.get("unmeasured_layers") or []
+    warning = [(f"{len(unmeasured)} UNMEASURED", f"layer(s) without an energy rule ({', '.join(unmeasured)}): their "
+                "spikes and operations are in no figure below, so every total is a lower bound")] if unmeasured else []
+    rate = t["firing_rate"]
+    bound = " (lower bound: unmeasured layers excluded)" if unmeasured else ""
+    return warning + [
         (_energy(t["energy_pj"], unit), f"energy per inference (one sample, all T={steps} steps), energy model "
-                                  f"'{hw.name}'"),
+                                  f"'{hw.name}'{bound}"),
         (_energy(t["ann_energy_pj"], unit), f"the ANN of the same shape, one forward pass: {_si(t['ann_macs'])} MACs x "
                                       f"{hw.e_mac_pj:g} pJ"),
         (ratio_s, f"ANN / SNN energy: {verdict}"
                   + ("; the ANN figure is compute only, the SNN's includes memory accesses" if hw.memory else "")),
-        (f"{t['firing_rate']:.4f}", "mean firing rate (spikes per neuron per step)"),
+        (f"{rate:.4f}" if math.isfinite(rate) else "unmeasured",
+         "mean firing rate (spikes per neuron per step)" + (" of the measured neuron layers" if unmeasured else "")),
         (ops, "SNN synaptic ops per inference (ACs on spikes and integer inputs, MACs on real-valued inputs)"
               + (f"; plus {_si(elem)} element-wise ops" if elem else "")
               + f"; the ANN does {_si(t['ann_macs'])} MACs"),
@@ -387,6 +393,16 @@ def _md_table(rows: list[list[Any]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _layer_rows(report: EnergyReport) -> list[list[Any]]:
+    """Layer table rows for people: an unmeasured layer's unknown numbers read "unmeasured", never blank or 0."""
+    rows = []
+    for r in report.layers.to_dict(orient="records"):
+        unknown = r.get("role") == "unmeasured"
+        rows.append([("unmeasured" if unknown and (v is None or (isinstance(v, float) and not math.isfinite(v)))
+                      else v) for v in (r.get(c) for c in _MD_COLS)])
+    return rows
+
+
 def _totals_rows(report: EnergyReport) -> list[list[Any]]:
     return [[k, v] for k, v in report.totals.items()] + [[f"neurobench.{k}", v] for k, v in report.neurobench.items()]
 
@@ -400,8 +416,7 @@ def render_markdown(report: EnergyReport) -> str:
               "## Totals (per inference)", "",
               _md_table([[_label(k), v, k] for k, v in _totals_rows(report)], ["quantity", "value", "JSON key"]), "",
               "## Layers (per inference)", "",
-              _md_table([[r.get(c) for c in _MD_COLS] for r in report.layers.to_dict(orient="records")],
-                        [_label(c) for c in _MD_COLS]), "",
+              _md_table(_layer_rows(report), [_label(c) for c in _MD_COLS]), "",
               "## Energy constants", "",
               _md_table([[k, v if not isinstance(v, list) else json.dumps(v)] for k, v in
                          report.hardware.constants().items()], ["constant", "value"]), "",
@@ -433,7 +448,7 @@ def render_html(report: EnergyReport, figs: Mapping[str, bytes]) -> str:
                    f"({html.escape(n)})</figcaption></figure>" for n, b in figs.items())
     cards = "".join(f'<div class="card"><div class="big">{html.escape(v)}</div><div>{html.escape(w)}</div></div>'
                     for v, w in headline(report))
-    layer_rows = [[r.get(c) for c in _MD_COLS] for r in report.layers.to_dict(orient="records")]
+    layer_rows = _layer_rows(report)
     consts = [[k, json.dumps(v) if isinstance(v, list) else v] for k, v in report.hardware.constants().items()]
     totals = _totals_rows(report)
     style = ("body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}"

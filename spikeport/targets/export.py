@@ -30,6 +30,7 @@ file, chosen by its suffix, for :mod:`spikeport.targets.verify`.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import secrets
@@ -42,7 +43,8 @@ from spikeport._io import atomic_write_text, check_overwrite
 from spikeport._registry import Registry
 from spikeport.errors import ConfigError, DataError, ExportError, SpikeportError
 
-__all__ = ["TARGETS", "ExportResult", "export_model", "deployability", "open_exported", "summary_paths"]
+__all__ = ["TARGETS", "ExportResult", "export_model", "deployability", "open_exported", "summary_paths",
+           "target_options"]
 
 TARGETS: Registry = Registry("export target")
 
@@ -146,10 +148,7 @@ def _nir(model: Any, path: Path, *, timesteps: int | None = None, input_shape: S
          **opts: Any) -> ExportResult:
     from spikeport.targets.nir import export_nir
 
-    allowed = {"dt", "check", "batch", "seed", "scale", "atol", "tie_eps", "check_data", "min_spikes",
-               "allow_mismatch", "allow_silent"}
-    r = export_nir(model, path, input_shape=input_shape, timesteps=timesteps,
-                   **{k: v for k, v in opts.items() if k in allowed})
+    r = export_nir(model, path, input_shape=input_shape, timesteps=timesteps, **opts)
     return ExportResult("nir", r.path, {"nir_nodes": r.nodes, "nir_edges": r.edges, "size_bytes": r.size_bytes,
                                         "timesteps": None, "check_data": r.check_data}, r.check)
 
@@ -165,7 +164,7 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
           check: bool = True, lava_check: bool | None = None, scale: float | str = "auto",
           input_scale: int | None = None, input_bits: int | None = None, check_data: Any = None,
           min_agreement: float | None = None, min_spikes: int | None = None, allow_mismatch: bool = False,
-          allow_silent: bool = False, **opts: Any) -> ExportResult:
+          allow_silent: bool = False) -> ExportResult:
     """netx ``path`` + ``path.loihi.json`` (host readout, input encoding); see :mod:`spikeport.targets.lava.deploy`.
 
     ``check``: compare the float model with the Loihi-exact reference on ``check_data`` (default: seeded inputs
@@ -255,6 +254,30 @@ def describe_lava_check(lc: dict[str, Any]) -> str:
         return (f"{head}: vacuous for layers: {', '.join(lc['silent_layers'])} ({fewer}, so their equality shows "
                 f"nothing); spikes identical in every layer")
     return f"{head}: spikes identical (spikes per layer: {', '.join(str(c) for c in lc['layer_spikes'].values())})"
+
+
+def target_options(target: str) -> list[str]:
+    """The keyword options ``target`` accepts (those of the library function that writes it).
+
+    Raises:
+        ConfigError: unknown target.
+    """
+    from spikeport.targets.nir import export_nir
+    from spikeport.targets.onnx import export_onnx, export_onnx_stream
+
+    writer = {"onnx": export_onnx, "onnx-stream": export_onnx_stream, "nir": export_nir}.get(target)
+    fn = writer if writer is not None else TARGETS.get(target)
+    fixed = {"model", "path", "timesteps", "input_shape", "source"}
+    return sorted(n for n, p in inspect.signature(fn).parameters.items()
+                  if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in fixed)
+
+
+def _check_options(target: str, options: dict[str, Any]) -> None:
+    known = target_options(target)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for export target '{target}' (it accepts: "
+                          f"{', '.join(known)})")
 
 
 # ----------------------------------------------------------------------------- deployability
@@ -374,6 +397,7 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
             was not allowed (nothing is left behind).
     """
     fn = TARGETS.get(target)
+    _check_options(target, options)
     dest = Path(out)
     if dest.is_dir():
         raise ConfigError(f"{dest}: is a directory; --out must be a file path")

@@ -150,3 +150,14 @@ def test_verify_device_cuda_without_gpu(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "cuda" in err.lower() and "--device cpu" in err
+
+
+@pytest.mark.parametrize("target,bad", [("onnx", "dt"), ("nir", "exporter"), ("lava", "spikes"),
+                                        ("onnx-stream", "min_agreement")])
+def test_unknown_target_option_is_a_clear_error(tmp_path, target, bad):
+    from spikeport.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"unknown option\(s\) {bad} for export target '{target}' \(it accepts: "):
+        texport.export_model(create_model("spiking_mlp_digits"), target, tmp_path / "m.out", **{bad: 1})
+    assert list(tmp_path.iterdir()) == []
+    assert set(texport.target_options(target)) >= {"check", "check_data", "allow_mismatch", "allow_silent"}
