@@ -76,7 +76,7 @@ def test_a_wrong_adapter_fails_against_the_original(model_of, capsys, tmp_path):
 
     tr = model_of("sj_mlp")
     plif = tr.load().model.spikeport_inner[4]
-    assert abs(float(torch.sigmoid(plif.w)) - 0.5) > 1e-3  # it learned its time constant
+    assert abs(float(torch.sigmoid(plif.w.detach())) - 0.5) > 1e-3  # it learned its time constant
 
     def wrong(m, name):
         return ir.PLIF(name, inv_tau=np.array(0.5, np.float32), decay_input=m.decay_input, v_reset=m.v_reset,
