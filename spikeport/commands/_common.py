@@ -12,7 +12,7 @@ ZOO_SEED = 0
 
 __all__ = [
     "ZOO_SEED", "parse_shape", "parse_kv", "parse_device", "add_model_args", "add_device_arg", "add_out_args",
-    "print_table",
+    "print_table", "check_predictions_path", "write_predictions",
 ]
 
 
@@ -21,7 +21,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, e.g. 1,8,8") from None
+        raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, "
+                                         "e.g. 1,8,8") from None
     if not shape or any(s <= 0 for s in shape):
         raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, e.g. 1,8,8")
     return shape
@@ -84,7 +85,34 @@ def print_table(rows: list[dict[str, Any]], columns: list[str] | None = None) ->
     cols = columns or list(rows[0])
     cells = [[str(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
     sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join([line, sep, *body])
+
+
+def check_predictions_path(path: str, force: bool) -> None:
+    """Refuse a predictions output that is neither ``.json`` nor ``.npy``, or exists without ``force``."""
+    from spikeport._io import check_overwrite
+
+    if not str(path).lower().endswith((".json", ".npy")):
+        raise ConfigError(f"{path}: predictions are written as .json or .npy; pick one of these suffixes")
+    check_overwrite(path, force)
+
+
+def write_predictions(path: str, predictions: Any, doc: dict[str, Any]) -> None:
+    """Write ``predictions`` atomically: ``.npy`` (int64 array) or ``.json`` (``doc`` plus ``predictions``)."""
+    import io
+    import json
+
+    import numpy as np
+
+    from spikeport._io import atomic_write_bytes, atomic_write_text
+
+    preds = np.asarray(predictions, dtype=np.int64)
+    if str(path).lower().endswith(".npy"):
+        buf = io.BytesIO()
+        np.save(buf, preds, allow_pickle=False)
+        atomic_write_bytes(path, buf.getvalue())
+    else:
+        atomic_write_text(path, json.dumps({**doc, "predictions": preds.tolist()}, indent=1) + "\n")

@@ -45,8 +45,9 @@ TARGETS: Registry = Registry("export target")
 _SIDECARS: dict[str, tuple[str, ...]] = {"lava": (".loihi.json",)}
 """Files a target writes beside ``PATH`` (as ``PATH + suffix``), staged and committed with it."""
 
-LAVA_LOWERING_MISSING = ("the lava target needs an IR -> LoihiNetwork lowering (spikeport.targets.lava.deploy_network), "
-                         "which this build does not provide; export to onnx or nir instead")
+LAVA_LOWERING_MISSING = ("the lava target needs an IR -> LoihiNetwork lowering "
+                         "(spikeport.targets.lava.deploy_network), which this build does not provide; export to onnx "
+                         "or nir instead")
 
 
 @dataclass
@@ -145,6 +146,7 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
     if _lava_lowering() is None:
         raise ExportError(LAVA_LOWERING_MISSING)
     from spikeport.targets.lava import lava_available
+    from spikeport.targets.lava.contract import fresh_network_agreement
     from spikeport.targets.lava.cores import loihi_summary
     from spikeport.targets.lava.deploy import DEFAULT_INPUT_SCALE, deploy_graph, grid_inputs
     from spikeport.targets.lava.runner import LoihiRunner
@@ -152,22 +154,25 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
     from spikeport.targets.lava.sidecar import write_deployment
 
     dep = deploy_graph(to_graph(model, input_shape), scale=scale,
-                           input_scale=DEFAULT_INPUT_SCALE if input_scale is None else input_scale,
-                           input_bits=input_bits)
-    written = write_deployment(dep, path)
+                       input_scale=DEFAULT_INPUT_SCALE if input_scale is None else input_scale,
+                       input_bits=input_bits)
+    t = timesteps or 4
+    written = write_deployment(dep, path, timesteps=t)
     summary: dict[str, Any] = {"layers": len(dep.network.layers), "size_bytes": Path(path).stat().st_size,
-                               "timesteps": None, "readout_suffix": written[1].name[len(written[0].name):],
+                               "timesteps": t, "readout_suffix": written[1].name[len(written[0].name):],
                                "loihi": loihi_summary(dep)}
+    x = grid_inputs(dep.network.input_shape, timesteps=t, samples=LAVA_CHECK_SAMPLES, input_scale=dep.input_scale)
+    contract = json.loads(written[1].read_text(encoding="utf-8"))["runtime"]
+    summary["lava_contract"] = {**contract, "fresh_network_spike_agreement": {
+        "layers": fresh_network_agreement(dep, dep.encode_input(x)), "samples": LAVA_CHECK_SAMPLES,
+        "what": "a fresh network per sample without the reset schedule (biases integrate during the latency) vs "
+                "the contract, measured with the Loihi-exact reference on the check inputs"}}
     comparison = None
     if check:
         from spikeport.targets.torch_runner import TorchRunner
         from spikeport.targets.verify import compare
 
-        t = timesteps or 4
-        x = grid_inputs(dep.network.input_shape, timesteps=t, samples=LAVA_CHECK_SAMPLES,
-                        input_scale=dep.input_scale)
         comparison = compare(TorchRunner(model, input_shape=input_shape), LoihiRunner(path), [(x, None)])
-        summary["timesteps"] = t
         if lava_check if lava_check is not None else lava_available():
             summary["lava_check"] = {**run_check(path, x[:, :4]), "timesteps": t}
     return ExportResult("lava", Path(path), summary, comparison)
@@ -254,6 +259,20 @@ def _markdown(s: dict[str, Any]) -> str:
         if s.get("lava_check"):
             lines += ["", f"Lava fixed_pt vs Loihi reference: spikes identical on {s['lava_check']['samples']} "
                           f"samples"]
+    lc = s.get("lava_contract")
+    if lc:
+        from spikeport.targets.lava.contract import contract_markdown
+
+        lines += contract_markdown(lc)
+        fresh = lc.get("fresh_network_spike_agreement")
+        if fresh:
+            lines += [f"- without the reset schedule (a fresh network per sample, T + "
+                      f"{lc['stream']['trailing_zero_steps']} steps): spike agreement with the contract "
+                      + ", ".join(f"{n} {100 * a:.2f}%" for n, a in fresh["layers"].items())
+                      + f" on {fresh['samples']} check inputs (measured with the Loihi-exact reference): each layer "
+                        "integrates its bias during its latency"]
+            lines.append("- reproduce it in plain Lava: `python examples/lava_plain_run.py FILE.net --input x.npy` "
+                         "(reads only this sidecar)")
     lines += ["", "## Deployability", "", "| target | ok | blocking / note |", "|---|---|---|"]
     for tgt, d in s.get("deployability", {}).items():
         why = "; ".join(d["blocking"]) or d.get("note", "")
@@ -292,7 +311,7 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
         check_overwrite(p, force)
     token = secrets.token_hex(4)
     staged = {p: p.with_name(f".{p.name}.{token}.staged{p.suffix}") for p in outputs}
-    for p, sfx in zip(sidecars, _SIDECARS.get(target, ())):  # a target writes its sidecars beside the file
+    for p, sfx in zip(sidecars, _SIDECARS.get(target, ()), strict=True):  # a target writes its sidecars beside the file
         staged[p] = staged[dest].with_name(staged[dest].name + sfx)
     try:
         try:

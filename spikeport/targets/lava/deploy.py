@@ -75,6 +75,8 @@ class LoihiDeployment:
         synapses: IR synapse node of every network layer (``""`` for flatten layers).
         source: the graph's name.
         float_layers: the float layers that were quantized (not written; ``()`` after reading back).
+        timesteps: T of the runtime contract (the steps per sample the export was checked with; ``None``
+            for a deployment not yet exported, or read from a version-1 sidecar).
     """
 
     network: LoihiNetwork
@@ -84,6 +86,7 @@ class LoihiDeployment:
     synapses: tuple[str, ...] = ()
     source: str = ""
     float_layers: tuple[FloatLayer, ...] = field(default=(), repr=False)
+    timesteps: int | None = None
 
     @property
     def layer_names(self) -> list[str]:

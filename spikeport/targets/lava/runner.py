@@ -45,7 +45,7 @@ class LoihiRunner:
         self.device = device
         self.input_shape = tuple(self.deployment.network.input_shape)
         self.layers = self.deployment.layer_names
-        self.timesteps = None
+        self.timesteps = self.deployment.timesteps  # the runtime contract's T (None for a version-1 sidecar)
         self.runtime = {"reference": "loihi-reference", "lava": "lava-fixed_pt", "both": "lava-fixed_pt"}[backend]
         self.approximate = ("8-bit fixed-point weights and integer neuron state (Loihi 2) vs the float model: "
                             "spikes differ by quantization, not by float rounding")

@@ -1,12 +1,18 @@
-"""The sidecar ``<file>.loihi.json`` of a netx export: host readout, input encoding, layer names (JSON, no pickle).
+"""The sidecar ``<file>.loihi.json`` of a netx export: host readout, input encoding, runtime contract (JSON).
 
 :func:`write_deployment` writes the netx file and its sidecar (each atomically);
 :func:`read_deployment` reads both back into a
 :class:`~spikeport.targets.lava.deploy.LoihiDeployment`, checking that they belong together.
+
+Version 2 (written since the runtime contract) adds the ``runtime`` section: T, per-layer latency, the
+stream and reset schedule, the input encoding and the host readout, i.e. everything plain Lava needs to
+reproduce the export (see :mod:`spikeport.targets.lava.contract`). Version-1 sidecars are still read; they
+carry no T, so running them needs T from the caller (``spikeport run -T``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -21,18 +27,25 @@ __all__ = ["READOUT_SUFFIX", "sidecar_document", "readout_path", "write_deployme
 READOUT_SUFFIX = ".loihi.json"
 """Sidecar of a netx file written by the Lava target: ``<file>.loihi.json``."""
 _SIDECAR_FORMAT = "spikeport-loihi-deployment"
-_SIDECAR_VERSION = 1
+_SIDECAR_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 
 def sidecar_document(dep: LoihiDeployment) -> dict[str, Any]:
-    """The JSON document of ``dep`` written as ``<file>.loihi.json``."""
+    """The JSON document of ``dep`` written as ``<file>.loihi.json`` (``dep.timesteps`` must be set)."""
+    from spikeport.targets.lava.contract import runtime_contract
+
+    if dep.timesteps is None:
+        raise ExportError("the Loihi sidecar needs the deployment's T (LoihiDeployment.timesteps) for its runtime "
+                          "contract")
     net = dep.network
     return {"format": _SIDECAR_FORMAT, "version": _SIDECAR_VERSION, "source": dep.source,
             "input": {"shape": list(net.input_shape), "encoding": "graded" if dep.input_scale else "binary",
                       "scale": dep.input_scale, "message_bits": dep.input_message_bits},
             "layers": [{"index": i, "kind": layer.kind, "name": layer.name, "synapse": syn,
                         "shape": list(layer.shape), "scale": layer.scale}
-                       for i, (layer, syn) in enumerate(zip(net.layers, dep.synapses))],
+                       for i, (layer, syn) in enumerate(zip(net.layers, dep.synapses, strict=True))],
+            "runtime": runtime_contract(dep, dep.timesteps),
             "readout": dep.readout.to_dict()}
 
 
@@ -42,8 +55,14 @@ def readout_path(path: str | os.PathLike) -> Path:
     return p.with_name(p.name + READOUT_SUFFIX)
 
 
-def write_deployment(dep: LoihiDeployment, path: str | os.PathLike) -> tuple[Path, Path]:
+def write_deployment(dep: LoihiDeployment, path: str | os.PathLike, timesteps: int | None = None
+                     ) -> tuple[Path, Path]:
     """Write the netx file ``path`` and its sidecar ``<path>.loihi.json``, each atomically.
+
+    Args:
+        dep: the deployment.
+        path: the netx file.
+        timesteps: T of the runtime contract (default ``dep.timesteps``, else 4, spikeport's default T).
 
     Returns:
         ``(netx path, sidecar path)``.
@@ -55,7 +74,10 @@ def write_deployment(dep: LoihiDeployment, path: str | os.PathLike) -> tuple[Pat
 
     dest = Path(path)
     side = readout_path(dest)
-    text = json.dumps(sidecar_document(dep), indent=1) + "\n"
+    t = timesteps if timesteps is not None else (dep.timesteps if dep.timesteps is not None else 4)
+    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+        raise ExportError(f"{dest}: timesteps must be a positive int, got {t!r}")
+    text = json.dumps(sidecar_document(dataclasses.replace(dep, timesteps=t)), indent=1) + "\n"
     write_netx(dep.network, dest)
     try:
         atomic_write_text(side, text)
@@ -86,8 +108,9 @@ def read_deployment(path: str | os.PathLike) -> LoihiDeployment:
         raise DataError(f"{side}: not a readable Loihi readout file ({e})") from e
     if not isinstance(doc, dict) or doc.get("format") != _SIDECAR_FORMAT:
         raise DataError(f"{side}: not a spikeport Loihi readout file (format '{_SIDECAR_FORMAT}' missing)")
-    if doc.get("version") != _SIDECAR_VERSION:
-        raise DataError(f"{side}: version {doc.get('version')!r} is not supported (expected {_SIDECAR_VERSION})")
+    if doc.get("version") not in _READABLE_VERSIONS:
+        raise DataError(f"{side}: version {doc.get('version')!r} is not supported (spikeport reads versions "
+                        f"{', '.join(map(str, _READABLE_VERSIONS))}); re-export the model with this spikeport")
     try:
         enc = doc["input"]
         scale, bits = int(enc["scale"]), int(enc["message_bits"])
@@ -107,4 +130,12 @@ def read_deployment(path: str | os.PathLike) -> LoihiDeployment:
     if len(rin) != 1 or tuple(rin[0].shape) != tuple(net.output_shape):
         raise DataError(f"{side}: readout input {list(rin[0].shape) if rin else None} does not match the last layer "
                         f"of {p.name} {list(net.output_shape)}")
-    return LoihiDeployment(net, readout, scale, bits, synapses, str(doc.get("source", "")))
+    dep = LoihiDeployment(net, readout, scale, bits, synapses, str(doc.get("source", "")))
+    if doc["version"] >= 2:
+        from spikeport.targets.lava.contract import read_contract
+
+        if "runtime" not in doc:
+            raise DataError(f"{side}: version-2 sidecar without its 'runtime' section; re-export the model")
+        contract = read_contract(doc["runtime"], dep, str(side))
+        dep = dataclasses.replace(dep, timesteps=int(contract["timesteps"]))
+    return dep
