@@ -128,6 +128,9 @@ def run(net_path: Path, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarra
 
     side = json.loads(Path(str(net_path) + ".loihi.json").read_text())
     c = side["runtime"]
+    if c["network"]["format"] != "netx":
+        raise SystemExit(f"{net_path} is a {c['network']['format']} file (not a netx chain): load it with "
+                         f"{c['network']['build']}; its layout is in spikeport/targets/lava/graph_io.py")
     t, depth = c["timesteps"], c["stream"]["trailing_zero_steps"]
     k = encode(x, c)
     batch = k.shape[1]

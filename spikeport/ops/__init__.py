@@ -8,6 +8,7 @@ end to end. The built-in specs live in one file per family: :mod:`.neurons`,
 
 from spikeport.ops.spec import (
     CAPABILITIES,
+    LOIHI_ROLES,
     LoihiMapping,
     ModuleAdapter,
     NeuronDynamics,
@@ -15,6 +16,7 @@ from spikeport.ops.spec import (
     NirMapping,
     OnnxSupport,
     OpSpec,
+    PoolWindow,
     Refusal,
     Refused,
     all_specs,
@@ -37,7 +39,8 @@ def __getattr__(name: str) -> object:  # helpers that import torch-side modules,
     raise AttributeError(f"module 'spikeport.ops' has no attribute {name!r}")
 
 
-__all__ = ["CAPABILITIES", "LoihiMapping", "ModuleAdapter", "NeuronDynamics", "NirContext", "NirMapping",
+__all__ = ["CAPABILITIES", "LOIHI_ROLES", "LoihiMapping", "PoolWindow", "ModuleAdapter", "NeuronDynamics",
+           "NirContext", "NirMapping",
            "OnnxSupport", "OpSpec", "Refusal", "Refused", "all_specs", "find_spec", "iter_capabilities",
            "module_adapter", "refusal", "register_adapter", "register_op", "spec_of", "unregister_op",
            "execute_neuron", "neuron_rule"]

@@ -158,7 +158,7 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
                        input_bits=input_bits)
     t = timesteps or 4
     written = write_deployment(dep, path, timesteps=t)
-    summary: dict[str, Any] = {"layers": len(dep.network.layers), "size_bytes": Path(path).stat().st_size,
+    summary: dict[str, Any] = {"layers": len(dep.graph.populations), "size_bytes": Path(path).stat().st_size,
                                "timesteps": t, "readout_suffix": written[1].name[len(written[0].name):],
                                "loihi": loihi_summary(dep)}
     x = grid_inputs(dep.network.input_shape, timesteps=t, samples=LAVA_CHECK_SAMPLES, input_scale=dep.input_scale)
@@ -253,9 +253,16 @@ def _markdown(s: dict[str, Any]) -> str:
                   f"synapses per core); input {lo['input']['encoding']} (scale {lo['input']['scale']}, "
                   f"{lo['input']['message_bits']} bits); host readout {lo['host_readout']['ops']} in "
                   f"`{s['file']}{s.get('readout_suffix', '')}`", "",
-                  "| layer | kind | shape | neurons | synapses | v_th | est. cores |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['name']} | {r['kind']} | {r['shape']} | {r['neurons']} | {r['synapses']} | {r['v_th_mant']} "
-                  f"| {r['est_cores']} |" for r in lo["layers"]]
+                  f"File format: {lo['format']}; {lo['populations']} populations, {lo['connections']} synapse "
+                  f"groups, depth {lo['depth']} steps; relay neurons added to equalise path latencies: "
+                  f"{lo['relay_neurons']} in {lo['relay_populations']} population(s) ({lo['relay_synapses']} "
+                  f"synapses); OR neurons (max pooling): {lo['or_neurons']}; max fan-in {lo['max_fan_in']}, max "
+                  f"fan-out {lo['max_fan_out']}", "",
+                  "| population | role | kind | shape | latency | neurons | synapses | fan-in | fan-out | v_th | "
+                  "est. cores |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['role']} | {r['kind']} | {r['shape']} | {r['level']} | {r['neurons']} | "
+                  f"{r['synapses']} | {r['fan_in']} | {r['fan_out']} | {r['v_th_mant']} | {r['est_cores']} |"
+                  for r in lo["layers"]]
         if s.get("lava_check"):
             lines += ["", f"Lava fixed_pt vs Loihi reference: spikes identical on {s['lava_check']['samples']} "
                           f"samples"]
@@ -271,8 +278,12 @@ def _markdown(s: dict[str, Any]) -> str:
                       + ", ".join(f"{n} {100 * a:.2f}%" for n, a in fresh["layers"].items())
                       + f" on {fresh['samples']} check inputs (measured with the Loihi-exact reference): each layer "
                         "integrates its bias during its latency"]
+        if lc["network"]["format"] == "netx":
             lines.append("- reproduce it in plain Lava: `python examples/lava_plain_run.py FILE.net --input x.npy` "
                          "(reads only this sidecar)")
+        else:
+            lines.append("- load it as standard Lava processes: `spikeport.targets.lava.load_network(FILE.net)` "
+                         "(file layout: `spikeport/targets/lava/graph_io.py`)")
     lines += ["", "## Deployability", "", "| target | ok | blocking / note |", "|---|---|---|"]
     for tgt, d in s.get("deployability", {}).items():
         why = "; ".join(d["blocking"]) or d.get("note", "")

@@ -61,11 +61,30 @@ def _units(dep: Any) -> list[dict[str, Any]]:
     """One entry per spiking unit (netx block or graph population) with its latency and shapes."""
     net = dep.network
     units = []
-    for block, i in enumerate(net.neuron_layers):
-        layer = net.layers[i]
-        units.append({"name": layer.name, "block": block, "latency": net.latency(i), "shape": list(layer.shape),
-                      "lava_shape": lava_shape(layer.shape)})
+    if dep.is_chain:
+        for block, i in enumerate(net.neuron_layers):
+            layer = net.layers[i]
+            units.append({"name": layer.name, "block": block, "latency": net.latency(i),
+                          "shape": list(layer.shape), "lava_shape": lava_shape(layer.shape)})
+        return units
+    for p in net.populations:
+        units.append({"name": p.name, "role": p.role, "latency": net.level(p.name), "shape": list(p.shape),
+                      "lava_shape": lava_shape(p.shape)})
     return units
+
+
+def _network_section(dep: Any, timesteps: int) -> dict[str, Any]:
+    kwargs = {"input_message_bits": dep.input_message_bits, "reset_interval": int(timesteps), "reset_offset": 1}
+    if dep.is_chain:
+        return {"format": "netx", "build": "lava.lib.dl.netx.hdf5.Network", "kwargs": kwargs,
+                "note": "net_config is the .net file; netx gives block k the reset phase reset_offset + 1 + k "
+                        "(1-based Lava time)"}
+    return {"format": "spikeport-loihi-graph", "build": "spikeport.targets.lava.load_network", "kwargs": kwargs,
+            "processes": "one lava.proc.lif.process.LIFReset per population (du = iDecay - 1, dv = vDecay, vth = "
+                         "vThMant, bias_mant = bias, bias_exp = 6, reset_interval = T, reset_offset = reset_offset "
+                         "+ latency), one lava.proc.dense.process.Dense or lava.proc.conv.process.Conv per "
+                         "connection (see spikeport/targets/lava/graph_io.py for the file layout)",
+            "note": "a population sums every connection into its a_in port; each connection delays by one step"}
 
 
 def runtime_contract(dep: Any, timesteps: int) -> dict[str, Any]:
@@ -73,9 +92,9 @@ def runtime_contract(dep: Any, timesteps: int) -> dict[str, Any]:
     net = dep.network
     units = _units(dep)
     depth = max(u["latency"] for u in units)
+    last = next(u for u in units if u["name"] == dep.graph.output)
     graded = bool(dep.input_scale)
     readout_ops = [n.op for n in dep.readout.nodes().values() if n.family != "io"]
-    last = units[-1]
     enc = {"shape": list(net.input_shape), "lava_shape": lava_shape(net.input_shape),
            "order": "lava_shape is the torch (C, H, W) frame transposed to (W, H, C): frame.transpose(2, 1, 0)"
                     if len(net.input_shape) == 3 else "1-D input: same order as torch",
@@ -85,15 +104,12 @@ def runtime_contract(dep: Any, timesteps: int) -> dict[str, Any]:
                        if graded else "x must be 0/1 spikes"),
            "steps": f"direct encoding: the same frame at each of the T={timesteps} steps of a sample (a [T, ...] "
                     "sequence, e.g. rate-encoded spikes, is sent step by step)",
-           "port": "Network.inp: connect a lava.proc.io.source.RingBuffer holding (*lava_shape, stream steps) int32"}
+           "port": ("Network.inp" if dep.is_chain else "the s_in of every connection whose src is 'input'")
+           + ": connect a lava.proc.io.source.RingBuffer holding (*lava_shape, stream steps) int32"}
     return {
         "timesteps": int(timesteps),
         "run_config": RUN_CONFIG,
-        "network": {"format": "netx", "build": "lava.lib.dl.netx.hdf5.Network",
-                    "kwargs": {"input_message_bits": dep.input_message_bits, "reset_interval": int(timesteps),
-                               "reset_offset": 1},
-                    "note": "net_config is the .net file; netx gives block k the reset phase reset_offset + 1 + k "
-                            "(1-based Lava time)"},
+        "network": _network_section(dep, timesteps),
         "input": enc,
         "stream": {"layout": "samples back to back, T steps each, then trailing_zero_steps zero frames",
                    "trailing_zero_steps": depth, "steps_for_B_samples": f"B * {timesteps} + {depth}"},
@@ -144,17 +160,23 @@ def contract_markdown(c: dict[str, Any]) -> list[str]:
     """Markdown lines describing a runtime contract (for ``PATH.summary.md``)."""
     enc = c["input"]
     kw = c["network"]["kwargs"]
-    lines = ["", "## Lava runtime contract (`.loihi.json` -> `runtime`)", "",
-             f"- build: `{c['network']['build']}(net_config=FILE, "
-             + ", ".join(f"{k}={v}" for k, v in kw.items()) + f")`, run with `{c['run_config']}`",
+    net = c["network"]
+    if net["format"] == "netx":
+        build = (f"- build: `{net['build']}(net_config=FILE, " + ", ".join(f"{k}={v}" for k, v in kw.items())
+                 + f")`, run with `{c['run_config']}`")
+    else:
+        build = (f"- build: `{net['build']}(FILE)` (graph file, not netx): {net['processes']}; "
+                 f"{net['note']}; run with `{c['run_config']}`")
+    lines = ["", "## Lava runtime contract (`.loihi.json` -> `runtime`)", "", build,
              f"- input: {enc['encoding']} spikes `{enc['integer']}`, {enc['message_bits']} message bits, frame "
              f"{enc['shape']} sent as {enc['lava_shape']} ({enc['order']}); {enc['steps']}",
              f"- stream: {c['stream']['layout']} (trailing_zero_steps = {c['stream']['trailing_zero_steps']})",
              f"- reset: reset_interval={c['reset']['reset_interval']}, reset_offset={c['reset']['reset_offset']}: "
              f"{c['reset']['rule']}",
              f"- latency: {c['latency']}", "",
-             "| layer | latency (steps) | shape | Lava shape |", "|---|---|---|---|"]
-    lines += [f"| {u['name']} | {u['latency']} | {u['shape']} | {u['lava_shape']} |" for u in c["layers"]]
+             "| layer | role | latency (steps) | shape | Lava shape |", "|---|---|---|---|---|"]
+    lines += [f"| {u['name']} | {u.get('role', 'neuron')} | {u['latency']} | {u['shape']} | {u['lava_shape']} |"
+              for u in c["layers"]]
     r = c["readout"]
     lines += ["", f"- host readout: {', '.join(r['ops']) or 'identity'} on {r['input']}; prediction = "
                   f"{r['prediction']}"]
@@ -167,16 +189,18 @@ def fresh_network_agreement(dep: Any, k: torch.Tensor) -> dict[str, float]:
     Measured with the Loihi-exact reference (equal to Lava ``fixed_pt``): each sample of the integer input
     ``k`` ``[T, B, ...]`` runs ``T + depth`` steps from zero state with Lava's timing (biases integrate during
     each layer's latency), its layers are shifted by their latency, and the result is compared with the
-    contract's timeline (:func:`~spikeport.targets.lava.loihi_reference.run_reference` with
-    ``lava_delay=False``).
+    contract's timeline (the zero-latency run).
     """
-    from spikeport.targets.lava.loihi_reference import align_to_input, run_reference
+    from spikeport.targets.lava.graph_reference import GraphExecutor
 
-    net = dep.network
-    depth = max(net.latency(i) for i in net.neuron_layers)
+    graph = dep.graph
+    ex = GraphExecutor(graph, input_message_bits=dep.input_message_bits)
     steps = k.shape[0]
-    padded = torch.cat([k, torch.zeros((depth, *k.shape[1:]), dtype=k.dtype)])
-    raw = run_reference(net, padded, lava_delay=True, input_message_bits=dep.input_message_bits)
-    fresh = {i: s[:steps] for i, s in align_to_input(raw, net).items()}
-    ref = run_reference(net, k, lava_delay=False, input_message_bits=dep.input_message_bits)
-    return {net.layers[i].name: float((fresh[i] == ref[i]).to(torch.float64).mean()) for i in ref}
+    padded = torch.cat([k, torch.zeros((graph.depth, *k.shape[1:]), dtype=k.dtype)])
+    raw = ex.run(padded, lava_delay=True)
+    ref = ex.run(k)
+    out = {}
+    for p in graph.neurons:
+        lv = graph.level(p.name)
+        out[p.name] = float((raw[p.name][lv:lv + steps] == ref[p.name]).to(torch.float64).mean())
+    return out
