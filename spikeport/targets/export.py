@@ -160,6 +160,8 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
     when Lava is installed). Either check failing, or vacuous (silent layers), raises under the common policy
     unless ``allow_mismatch`` / ``allow_silent``.
     """
+    import torch
+
     from spikeport.targets.lava import lava_available
     from spikeport.targets.lava.contract import fresh_network_agreement
     from spikeport.targets.lava.cores import loihi_summary
@@ -191,7 +193,7 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
     summary: dict[str, Any] = {"layers": len(dep.graph.populations), "size_bytes": Path(path).stat().st_size,
                                "timesteps": t, "readout_suffix": written[1].name[len(written[0].name):],
                                "loihi": loihi_summary(dep)}
-    k = dep.encode_input(check_data.batches[0][0])
+    k = dep.encode_input(torch.cat([x for x, _ in check_data.batches], dim=1))
     contract = json.loads(written[1].read_text(encoding="utf-8"))["runtime"]
     summary["lava_contract"] = {**contract, "fresh_network_spike_agreement": {
         "layers": fresh_network_agreement(dep, k), "samples": int(k.shape[1]),

@@ -145,7 +145,7 @@ class LoihiDeployment:
 
 
 def deploy_graph(graph: Any, *, scale: float | str = "auto", input_scale: int = DEFAULT_INPUT_SCALE,
-                     input_bits: int | None = None) -> LoihiDeployment:
+                 input_bits: int | None = None) -> LoihiDeployment:
     """Lower an IR graph to a :class:`LoihiDeployment` (network + host readout + input encoding).
 
     Args:
@@ -232,8 +232,8 @@ def _readout_graph(g: Any, cls: Classifier) -> Any:
 
 
 def deploy_network(graph: Any, *, scale: float | str = "auto", input_scale: int = DEFAULT_INPUT_SCALE,
-                input_bits: int | None = None) -> LoihiNetwork:
-    """Lower an IR graph to the on-chip :class:`LoihiNetwork` (see :func:`deploy_graph`)."""
+                   input_bits: int | None = None) -> LoihiNetwork | LoihiGraph:
+    """Lower an IR graph to the on-chip network: a netx chain or a :class:`LoihiGraph` (see :func:`deploy_graph`)."""
     return deploy_graph(graph, scale=scale, input_scale=input_scale, input_bits=input_bits).network
 
 
