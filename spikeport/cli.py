@@ -20,7 +20,7 @@ from spikeport.errors import SpikeportError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ("zoo", "ops", "train", "eval", "demo", "inspect", "energy", "compare", "export", "verify")
+COMMANDS = ("zoo", "ops", "train", "eval", "demo", "inspect", "energy", "compare", "export", "verify", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:

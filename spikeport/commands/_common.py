@@ -12,7 +12,7 @@ ZOO_SEED = 0
 
 __all__ = [
     "ZOO_SEED", "parse_shape", "parse_kv", "parse_device", "add_model_args", "add_device_arg", "add_out_args",
-    "print_table", "load_cli_model", "TIME_LAYOUT_HELP",
+    "print_table", "load_cli_model", "TIME_LAYOUT_HELP", "check_predictions_path", "write_predictions",
 ]
 
 TIME_LAYOUT_HELP = ("how a file.py:factory model takes time: tb [T, B, ...] (default; SpikingJelly multi-step, Norse "
@@ -104,7 +104,34 @@ def print_table(rows: list[dict[str, Any]], columns: list[str] | None = None) ->
     cols = columns or list(rows[0])
     cells = [[str(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False))
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
     sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) for row in cells]
+    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join([line, sep, *body])
+
+
+def check_predictions_path(path: str, force: bool) -> None:
+    """Refuse a predictions output that is neither ``.json`` nor ``.npy``, or exists without ``force``."""
+    from spikeport._io import check_overwrite
+
+    if not str(path).lower().endswith((".json", ".npy")):
+        raise ConfigError(f"{path}: predictions are written as .json or .npy; pick one of these suffixes")
+    check_overwrite(path, force)
+
+
+def write_predictions(path: str, predictions: Any, doc: dict[str, Any]) -> None:
+    """Write ``predictions`` atomically: ``.npy`` (int64 array) or ``.json`` (``doc`` plus ``predictions``)."""
+    import io
+    import json
+
+    import numpy as np
+
+    from spikeport._io import atomic_write_bytes, atomic_write_text
+
+    preds = np.asarray(predictions, dtype=np.int64)
+    if str(path).lower().endswith(".npy"):
+        buf = io.BytesIO()
+        np.save(buf, preds, allow_pickle=False)
+        atomic_write_bytes(path, buf.getvalue())
+    else:
+        atomic_write_text(path, json.dumps({**doc, "predictions": preds.tolist()}, indent=1) + "\n")

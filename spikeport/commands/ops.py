@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  modules: {mods}")
         for cap in CAPABILITIES:
             why = refusal(spec, cap)
-            print(f"  {cap:8s} {'refused: ' + why if why else 'yes'}")
+            role = f" (role: {spec.loihi.role})" if cap == "loihi" and not why else ""
+            print(f"  {cap:8s} {'refused: ' + why if why else 'yes'}{role}")
         return 0
     if args.refusals:
         rows = [{"op": s.name, "capability": cap, "reason": why} for s in specs for cap in CAPABILITIES

@@ -10,6 +10,7 @@ in one decorator.
 
 from spikeport.ops.spec import (
     CAPABILITIES,
+    LOIHI_ROLES,
     LoihiMapping,
     ModuleAdapter,
     NeuronDynamics,
@@ -17,6 +18,7 @@ from spikeport.ops.spec import (
     NirMapping,
     OnnxSupport,
     OpSpec,
+    PoolWindow,
     Refusal,
     Refused,
     all_specs,
@@ -43,7 +45,8 @@ def __getattr__(name: str) -> object:  # helpers that import torch-side modules,
     raise AttributeError(f"module 'spikeport.ops' has no attribute {name!r}")
 
 
-__all__ = ["CAPABILITIES", "LoihiMapping", "ModuleAdapter", "NeuronDynamics", "NirContext", "NirMapping",
+__all__ = ["CAPABILITIES", "LOIHI_ROLES", "LoihiMapping", "PoolWindow", "ModuleAdapter", "NeuronDynamics",
+           "NirContext", "NirMapping",
            "OnnxSupport", "OpSpec", "Refusal", "Refused", "all_specs", "find_spec", "iter_capabilities",
            "module_adapter", "refusal", "register_adapter", "register_op", "spec_of", "unregister_op",
            "execute_neuron", "neuron_rule", "spiking_neuron"]

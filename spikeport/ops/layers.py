@@ -36,6 +36,7 @@ from spikeport.ops.spec import (
     NirContext,
     NirMapping,
     OpSpec,
+    PoolWindow,
     Refusal,
     Refused,
     register_adapter,
@@ -47,7 +48,6 @@ __all__ = ["FREE", "count_add", "count_mul", "count_scale"]
 
 FREE = OpRule("free")
 _POOL_NOTE = "average/sum pooling: one addition per nonzero input per window containing it; the divisor is folded"
-_NOT_CHAINED = "a netx network is a single chain of layers"
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -128,27 +128,64 @@ def _import_pool(name: str, node: Any, ctx: NirContext) -> list[Any]:
 _POOL_RULE = OpRule("pool", item_ndim=3, fanout=pool_fanout, note=_POOL_NOTE)
 _MAXPOOL_RULE = OpRule("free", note="max pooling: comparisons are not counted (an OR on binary spikes)")
 
+
+# ---------------------------------------------------------------- Loihi windows
+def _floor_sized(node: Any, in_shape: tuple[int, ...]) -> None:
+    """Refuse ``ceil_mode`` when it adds a partial window (Lava convolutions pad both sides equally)."""
+    if getattr(node, "ceil_mode", False) and node.out_shape([in_shape]) != node.replace(ceil_mode=False).out_shape(
+            [in_shape]):
+        raise Refusal(f"{node.op} with ceil_mode=True adds a partial window on {list(in_shape[1:])}: a Loihi "
+                      "convolution cannot express it; use an input size divisible by the stride or ceil_mode=False")
+
+
+def _avg_window(node: ir.AvgPool, in_shape: tuple[int, ...]) -> PoolWindow:
+    if any(node.padding):
+        raise Refusal("average pooling with padding: its border windows cannot be folded into the next synapse "
+                      "exactly; use padding=0")
+    _floor_sized(node, in_shape)
+    div = node.divisor_override or node.kernel_size[0] * node.kernel_size[1]
+    return PoolWindow(node.kernel_size, node.stride, weight=1.0 / div)
+
+
+def _sum_window(node: ir.SumPool, in_shape: tuple[int, ...]) -> PoolWindow:
+    if any(node.padding):
+        raise Refusal("sum pooling with padding: its border windows cannot be folded into the next synapse; use "
+                      "padding=0")
+    return PoolWindow(node.kernel_size, node.stride)
+
+
+def _adaptive_window(node: ir.AdaptiveAvgPool, in_shape: tuple[int, ...]) -> PoolWindow:
+    eq = node.as_avg_pool(in_shape)
+    if eq is None:
+        raise Refusal(f"adaptive average pooling from {list(in_shape[1:])} to {list(node.output_size)} has windows "
+                      "of different sizes: no fixed kernel to fold into the next synapse")
+    return _avg_window(eq, in_shape)
+
+
+def _max_window(node: ir.MaxPool, in_shape: tuple[int, ...]) -> PoolWindow:
+    _floor_sized(node, in_shape)
+    return PoolWindow(node.kernel_size, node.stride, node.padding, node.dilation)
+
+
+
 register_op(OpSpec(
     ir.MaxPool, "2-D max pooling", _exec_maxpool, modules=_adapter(nn.MaxPool2d, L.MaxPool2d, _from_maxpool),
     energy=_MAXPOOL_RULE,
     nir=NirMapping(Refused("MaxPool has no NIR primitive")),
-    loihi=Refused("max pooling inside the network: netx builds no pooling layer (lava-dl raises "
-                  "NotImplementedError on 'pool'); move it after the last spiking layer or use a strided "
-                  "convolution")))
+    loihi=LoihiMapping("or", window=_max_window)))
 
 register_op(OpSpec(
     ir.AvgPool, "2-D average pooling", _exec_avgpool, modules=_adapter(nn.AvgPool2d, L.AvgPool2d, _from_avgpool),
     energy=_POOL_RULE,
     nir=NirMapping(_nir_avgpool, {"AvgPool2d": _import_pool}),
-    loihi=Refused("average pooling inside the network: netx builds no pooling layer; fold it into the next "
-                  "convolution (strided conv) or move it after the last spiking layer")))
+    loihi=LoihiMapping("pool", window=_avg_window)))
 
 register_op(OpSpec(
     ir.SumPool, "2-D sum pooling (NIR SumPool2d)", _exec_sumpool,
     modules=Refused("no torch module maps to sum pooling; it comes from NIR files"),
     energy=_POOL_RULE,
     nir=NirMapping(_nir_sumpool, {"SumPool2d": _import_pool}),
-    loihi=Refused("sum pooling inside the network: netx builds no pooling layer; use a strided convolution")))
+    loihi=LoihiMapping("pool", window=_sum_window)))
 
 register_op(OpSpec(
     ir.AdaptiveAvgPool, "2-D adaptive average pooling", _exec_adaptive,
@@ -156,8 +193,7 @@ register_op(OpSpec(
     energy=OpRule("pool", item_ndim=3, fanout=adaptive_pool_fanout, note=_POOL_NOTE),
     nir=NirMapping(_nir_adaptive, import_note="exported as NIR AvgPool2d (fixed windows), which imports back as "
                                               "AvgPool"),
-    loihi=Refused("adaptive average pooling inside the network: netx builds no pooling layer; move it after the "
-                  "last spiking layer")))
+    loihi=LoihiMapping("pool", window=_adaptive_window)))
 
 
 # ---------------------------------------------------------------- shape
@@ -276,7 +312,7 @@ register_op(OpSpec(
     energy=OpRule("custom", count=count_add, note="element-wise Add: one addition per extra nonzero operand"),
     nir=NirMapping(Refused("exported as several NIR edges into the consumer (NIR sums a node's inputs)"),
                    imported_by="any node with several incoming NIR edges"),
-    loihi=Refused(f"residual addition: {_NOT_CHAINED} (no skip connections)")))
+    loihi=LoihiMapping("merge")))
 
 register_op(OpSpec(
     ir.Mul, "element-wise product", _exec_fn(lambda a, b: a * b, "mul"), modules=_TRACED,
@@ -288,7 +324,8 @@ register_op(OpSpec(
 register_op(OpSpec(
     ir.Concat, "concatenation along a per-step axis", _exec_concat, modules=_TRACED, energy=FREE,
     nir=NirMapping(Refused("Concat has no NIR primitive")),
-    loihi=Refused(f"concatenation: {_NOT_CHAINED}")))
+    loihi=Refused("concatenation: a Loihi population receives the sum of its synapses; channel concatenation "
+                  "would need the next synapse split by input channel, which spikeport does not lower")))
 
 register_op(OpSpec(
     ir.Scale, "element-wise scale by a constant", lambda n, s: _Scale(n.scale, len(s[0])), modules=_TRACED,

@@ -17,7 +17,7 @@ capability    what the spec holds
 ``onnx*``     :class:`OnnxSupport`: the sequence export (``onnx``, through the executor) and,
               unless the op needs the whole sequence, the single-step export (``onnx_stream``)
 ``loihi``     :class:`LoihiMapping`: the op's role in a Loihi 2 network (synapse, neuron with its
-              CUBA mapping, flatten, io)
+              CUBA mapping, flatten, io, merge, pool / or with its window)
 ============  =======================================================================================
 
 A capability an op lacks is an explicit :class:`Refused` carrying the reason,
@@ -46,7 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from spikeport.energy.rules import OpRule
 
 __all__ = ["CAPABILITIES", "Refused", "Refusal", "ModuleAdapter", "NeuronDynamics", "NirMapping", "NirContext",
-           "OnnxSupport", "LoihiMapping", "OpSpec", "register_op", "register_adapter", "spec_of", "find_spec",
+           "OnnxSupport", "LoihiMapping", "PoolWindow", "LOIHI_ROLES", "OpSpec",
+           "register_op", "register_adapter", "spec_of", "find_spec",
            "all_specs", "module_adapter", "builtin_adapters", "refusal", "iter_capabilities",
            "AdapterResult", "MISSING", "energy_rule_at", "unregister_op", "qualified_name"]
 
@@ -218,24 +219,52 @@ class OnnxSupport:
 
 
 @dataclass(frozen=True)
+class PoolWindow:
+    """A pooling op as the uniform depthwise kernel the Loihi lowering folds or wires (see ``LoihiMapping.window``).
+
+    Attributes:
+        kernel, stride, padding, dilation: the window geometry, ``(H, W)``.
+        weight: the value of every kernel tap (``1 / window size`` for averages, 1 for sums and OR neurons).
+    """
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    weight: float = 1.0
+
+
+LOIHI_ROLES = ("synapse", "neuron", "flatten", "io", "merge", "pool", "or")
+"""Roles an op can play in a Loihi 2 deployment (:class:`LoihiMapping`)."""
+
+
+@dataclass(frozen=True)
 class LoihiMapping:
     """The op's role in a Loihi 2 deployment (see :mod:`spikeport.targets.lava`).
 
     Args:
         role: ``synapse`` (Dense/Conv weights into a neuron population), ``neuron`` (a CUBA population),
-            ``flatten`` (a netx flatten layer), ``io`` (graph input/output).
+            ``flatten`` (a netx flatten layer / flattened connection), ``io`` (graph input/output), ``merge``
+            (an element-wise sum: currents fan into one population, spikes split into one synapse per
+            operand), ``pool`` (a linear window, folded into the next synapse), ``or`` (a window over binary
+            spikes computed by OR neurons: a depthwise sum into threshold-0 neurons).
         neuron: ``neuron(node) -> FloatNeuron``: the float CUBA-LIF the neuron maps onto (raises
             ExportError with the reason when this node's parameters cannot be mapped).
+        window: ``pool`` and ``or`` roles: ``window(node, in_shape) -> PoolWindow`` (raises :class:`Refusal`
+            with the reason when this node's window cannot be expressed).
     """
 
     role: str
     neuron: Callable[[Any], Any] | None = None
+    window: Callable[[Any, tuple[int, ...]], PoolWindow] | None = None
 
     def __post_init__(self) -> None:
-        if self.role not in ("synapse", "neuron", "flatten", "io"):
-            raise GraphError(f"LoihiMapping: role must be synapse, neuron, flatten or io, got {self.role!r}")
+        if self.role not in LOIHI_ROLES:
+            raise GraphError(f"LoihiMapping: role must be one of {', '.join(LOIHI_ROLES)}, got {self.role!r}")
         if (self.role == "neuron") != (self.neuron is not None):
             raise GraphError("LoihiMapping: a neuron role needs a neuron mapping function (and only it)")
+        if (self.role in ("pool", "or")) != (self.window is not None):
+            raise GraphError("LoihiMapping: the pool and or roles need a window function (and only they)")
 
 
 class Refusal(GraphError):

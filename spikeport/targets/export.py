@@ -173,7 +173,10 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
     when Lava is installed). Either check failing, or vacuous (silent layers), raises under the common policy
     unless ``allow_mismatch`` / ``allow_silent``.
     """
+    import torch
+
     from spikeport.targets.lava import lava_available
+    from spikeport.targets.lava.contract import fresh_network_agreement
     from spikeport.targets.lava.cores import loihi_summary
     from spikeport.targets.lava.deploy import DEFAULT_INPUT_SCALE, deploy_graph, grid_inputs
     from spikeport.targets.lava.runner import LoihiRunner
@@ -188,28 +191,34 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
     )
 
     dep = deploy_graph(to_graph(model, input_shape), scale=scale,
-                           input_scale=DEFAULT_INPUT_SCALE if input_scale is None else input_scale,
-                           input_bits=input_bits)
-    written = write_deployment(dep, path)
-    summary: dict[str, Any] = {"layers": len(dep.network.layers), "size_bytes": Path(path).stat().st_size,
-                               "timesteps": None, "readout_suffix": written[1].name[len(written[0].name):],
+                       input_scale=DEFAULT_INPUT_SCALE if input_scale is None else input_scale,
+                       input_bits=input_bits)
+    min_spikes = DEFAULT_MIN_SPIKES if min_spikes is None else min_spikes
+    if check_data is None:
+        t = timesteps or 4
+        grid = "binary spike" if not dep.input_scale else f"1/{dep.input_scale} input grid"
+        check_data = CheckData([(grid_inputs(dep.network.input_shape, timesteps=t, samples=LAVA_CHECK_SAMPLES,
+                                             input_scale=dep.input_scale), None)],
+                               f"{LAVA_CHECK_SAMPLES} seeded random inputs on the {grid} (no dataset known, "
+                               f"pass --dataset for labelled data), T={t}")
+    t = check_data.timesteps  # the runtime contract's T: the one the export is checked with
+    written = write_deployment(dep, path, timesteps=t)
+    summary: dict[str, Any] = {"layers": len(dep.graph.populations), "size_bytes": Path(path).stat().st_size,
+                               "timesteps": t, "readout_suffix": written[1].name[len(written[0].name):],
                                "loihi": loihi_summary(dep)}
+    k = dep.encode_input(torch.cat([x for x, _ in check_data.batches], dim=1))
+    contract = json.loads(written[1].read_text(encoding="utf-8"))["runtime"]
+    summary["lava_contract"] = {**contract, "fresh_network_spike_agreement": {
+        "layers": fresh_network_agreement(dep, k), "samples": int(k.shape[1]),
+        "what": "a fresh network per sample without the reset schedule (biases integrate during the latency) vs "
+                f"the contract, measured with the Loihi-exact reference on the check data ({check_data.description})"}}
     comparison = None
     if check:
         from spikeport.targets.torch_runner import TorchRunner
 
-        min_spikes = DEFAULT_MIN_SPIKES if min_spikes is None else min_spikes
-        if check_data is None:
-            t = timesteps or 4
-            grid = "binary spike" if not dep.input_scale else f"1/{dep.input_scale} input grid"
-            check_data = CheckData([(grid_inputs(dep.network.input_shape, timesteps=t, samples=LAVA_CHECK_SAMPLES,
-                                                 input_scale=dep.input_scale), None)],
-                                   f"{LAVA_CHECK_SAMPLES} seeded random inputs on the {grid} (no dataset known, "
-                                   f"pass --dataset for labelled data), T={t}")
         comparison = compare(TorchRunner(model, input_shape=input_shape), LoihiRunner(path), check_data.batches,
                              min_pred_agreement=DEFAULT_MIN_PRED_AGREEMENT if min_agreement is None else min_agreement,
                              min_spikes=min_spikes, allow_silent=allow_silent)
-        summary["timesteps"] = check_data.timesteps
         summary["check_data"] = check_data.description
         enforce_check(comparison, path, allow_mismatch=allow_mismatch, data=check_data.description,
                       what="the Loihi fixed-point reference")
@@ -237,8 +246,7 @@ def _lava_spike_check(path: Path, x: Any, min_spikes: int) -> dict[str, Any]:
         detail = str(e).split(": ", 1)[-1]
         return {"samples": int(x.shape[1]), "spikes_identical": False, "verdict": "differ", "detail": detail,
                 "layer_spikes": {}, "silent_layers": [], "min_spikes": min_spikes}
-    net = runner.deployment.network
-    counts = {net.layers[i].name: int(s.sum()) for i, s in spikes.items()}
+    counts = {name: int(s.sum()) for name, s in spikes.items()}
     silent = [name for name, c in counts.items() if c < min_spikes]
     return {"samples": runner.lava_checked, "spikes_identical": True, "verdict": "vacuous" if silent else "identical",
             "layer_spikes": counts, "silent_layers": silent, "min_spikes": min_spikes}
@@ -361,11 +369,36 @@ def _markdown(s: dict[str, Any]) -> str:
                   f"synapses per core); input {lo['input']['encoding']} (scale {lo['input']['scale']}, "
                   f"{lo['input']['message_bits']} bits); host readout {lo['host_readout']['ops']} in "
                   f"`{s['file']}{s.get('readout_suffix', '')}`", "",
-                  "| layer | kind | shape | neurons | synapses | v_th | est. cores |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['name']} | {r['kind']} | {r['shape']} | {r['neurons']} | {r['synapses']} | {r['v_th_mant']} "
-                  f"| {r['est_cores']} |" for r in lo["layers"]]
+                  f"File format: {lo['format']}; {lo['populations']} populations, {lo['connections']} synapse "
+                  f"groups, depth {lo['depth']} steps; relay neurons added to equalise path latencies: "
+                  f"{lo['relay_neurons']} in {lo['relay_populations']} population(s) ({lo['relay_synapses']} "
+                  f"synapses); OR neurons (max pooling): {lo['or_neurons']}; max fan-in {lo['max_fan_in']}, max "
+                  f"fan-out {lo['max_fan_out']}", "",
+                  "| population | role | kind | shape | latency | neurons | synapses | fan-in | fan-out | v_th | "
+                  "est. cores |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['role']} | {r['kind']} | {r['shape']} | {r['level']} | {r['neurons']} | "
+                  f"{r['synapses']} | {r['fan_in']} | {r['fan_out']} | {r['v_th_mant']} | {r['est_cores']} |"
+                  for r in lo["layers"]]
         if s.get("lava_check"):
             lines += ["", describe_lava_check(s["lava_check"]) + " (the first samples of the check data)"]
+    lc = s.get("lava_contract")
+    if lc:
+        from spikeport.targets.lava.contract import contract_markdown
+
+        lines += contract_markdown(lc)
+        fresh = lc.get("fresh_network_spike_agreement")
+        if fresh:
+            lines += [f"- without the reset schedule (a fresh network per sample, T + "
+                      f"{lc['stream']['trailing_zero_steps']} steps): spike agreement with the contract "
+                      + ", ".join(f"{n} {100 * a:.2f}%" for n, a in fresh["layers"].items())
+                      + f" on {fresh['samples']} check inputs (measured with the Loihi-exact reference): each layer "
+                        "integrates its bias during its latency"]
+        if lc["network"]["format"] == "netx":
+            lines.append("- reproduce it in plain Lava: `python examples/lava_plain_run.py FILE.net --input x.npy` "
+                         "(reads only this sidecar)")
+        else:
+            lines.append("- load it as standard Lava processes: `spikeport.targets.lava.load_network(FILE.net)` "
+                         "(file layout: `spikeport/targets/lava/graph_io.py`)")
     lines += ["", "## Deployability", "", "| target | ok | blocking / note |", "|---|---|---|"]
     for tgt, d in s.get("deployability", {}).items():
         why = "; ".join(d["blocking"]) or d.get("note", "")

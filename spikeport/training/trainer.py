@@ -112,7 +112,8 @@ def _loader(split: DatasetSplit, batch_size: int, shuffle: bool, generator: torc
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         from torch.utils.data.distributed import DistributedSampler
 
-        sampler = DistributedSampler(split.dataset, shuffle=shuffle, seed=int(generator.initial_seed()) if generator else 0)
+        sampler = DistributedSampler(split.dataset, shuffle=shuffle,
+                                     seed=int(generator.initial_seed()) if generator else 0)
         shuffle = False
     return DataLoader(split.dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, generator=generator,
                       num_workers=num_workers, drop_last=False)
@@ -126,21 +127,44 @@ def _autocast(device: torch.device, amp: bool):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: DatasetSplit, *, timesteps: int, encoder: str = "direct",
-             device: str | torch.device = "cpu", batch_size: int = 256, seed: int = 0) -> dict[str, float]:
-    """Accuracy and CE loss of mean-over-time logits on ``split``."""
+             device: str | torch.device = "cpu", batch_size: int = 256, seed: int = 0, samples: int | None = None,
+             keep_predictions: bool = False) -> dict[str, Any]:
+    """Accuracy and CE loss of mean-over-time logits on ``split``.
+
+    Args:
+        samples: evaluate only the first ``samples`` of the split (in order; default all).
+        keep_predictions: also return ``predictions`` and ``labels`` (int64 tensors, in split order): the argmax
+            over classes of the mean over T of the logits.
+    """
+    from torch.utils.data import Subset
+
     dev = resolve_device(str(device))
     model = model.to(dev).eval()
     g = torch.Generator().manual_seed(seed)
+    data = split.dataset
+    if samples is not None:
+        if samples <= 0:
+            raise ConfigError(f"samples must be positive, got {samples}")
+        data = Subset(data, range(min(samples, len(data))))
     correct, total, loss_sum = 0, 0, 0.0
-    for x, y in DataLoader(split.dataset, batch_size=batch_size, shuffle=False):
+    preds: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for x, y in DataLoader(data, batch_size=batch_size, shuffle=False):
         x, y = x.to(dev), y.to(dev)
         out = model(to_sequence(x, split.temporal, timesteps, encoder, _gen_for(g, dev))).float().mean(0)
         loss_sum += float(nn.functional.cross_entropy(out, y, reduction="sum"))
         correct += int((out.argmax(1) == y).sum())
         total += y.numel()
+        if keep_predictions:
+            preds.append(out.argmax(1).cpu())
+            labels.append(y.cpu())
     if total == 0:
         raise ConfigError(f"dataset '{split.name}' is empty")
-    return {"acc": correct / total, "loss": loss_sum / total, "n": float(total)}
+    result: dict[str, Any] = {"acc": correct / total, "loss": loss_sum / total, "n": float(total)}
+    if keep_predictions:
+        result["predictions"] = torch.cat(preds).to(torch.int64)
+        result["labels"] = torch.cat(labels).to(torch.int64)
+    return result
 
 
 def _gen_for(g: torch.Generator, dev: torch.device) -> torch.Generator | None:

@@ -25,6 +25,7 @@ PARAMS = {
     "dalif_digits": 24_506 + 10,
     "staa_digits": 25_410,
     "fsta_digits": 24_506 + 5 * (2401 + 4 + 4),
+    "vgg_digits": 144 + 4608 + 9216 + 18432 + 2 * (16 + 32 + 32 + 64) + 64 * 10 + 10,  # convs, BNs, head
 }
 TAGS = {
     "resnet18": {"cifar"}, "resnet19": {"cifar"}, "resnet20": {"cifar"}, "vgg11": {"cifar"},
@@ -32,7 +33,7 @@ TAGS = {
     "staa_resnet19": {"cifar", "paper:staa"}, "fsta_resnet19": {"cifar", "paper:fsta"},
     "fsta_resnet20": {"cifar", "paper:fsta"}, "resnet_digits": {"digits"}, "tssnn_digits": {"digits", "paper:ts"},
     "dalif_digits": {"digits", "paper:dalif"}, "staa_digits": {"digits", "paper:staa"},
-    "fsta_digits": {"digits", "paper:fsta"},
+    "fsta_digits": {"digits", "paper:fsta"}, "vgg_digits": {"digits"},
 }
 TIME_DEPENDENT = {"staa_resnet19": 4, "fsta_resnet19": 2, "fsta_resnet20": 2, "staa_digits": 2, "fsta_digits": 2}
 # Heavy CIFAR seed variants run forward/backward at 16x16 (same code path; the plain

@@ -26,6 +26,8 @@ __all__ = ["SpikingVGG", "VGG_CFGS"]
 
 VGG_CFGS: dict[str, tuple[int | str, ...]] = {
     "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    # digits-sized (1x8x8): pooling *between* spiking layers (8 -> 4 -> 2), then GAP + Linear on the host
+    "vgg_digits": (16, "M", 32, 32, "M", 64),
 }
 _POOLS = {"avg": L.AvgPool2d, "max": L.MaxPool2d}
 
@@ -100,3 +102,10 @@ class SpikingVGG(nn.Module):
 def vgg11(**kw: Any) -> SpikingVGG:
     """Spiking VGG-11 (BN, average pooling, GAP + Linear head), 3x32x32 input."""
     return SpikingVGG(VGG_CFGS["vgg11"], **kw)
+
+
+@register_model(tags=("digits",))
+def vgg_digits(**kw: Any) -> SpikingVGG:
+    """VGG-style digits net: conv16, pool, conv32 x2, pool, conv64, GAP + Linear (pooling inside the network)."""
+    kw.setdefault("input_shape", (1, 8, 8))
+    return SpikingVGG(VGG_CFGS["vgg_digits"], **kw)

@@ -1,6 +1,6 @@
 """Make lava-nc 0.10.0 / lava-dl 0.6.0 importable and runnable on Python 3.11 + numpy 2.4.
 
-lava-nc 0.10.0 declares ``python<3.11`` and ``numpy<2``. Two things actually break,
+lava-nc 0.10.0 declares ``python<3.11`` and ``numpy<2``. Three things actually break,
 and one breaks when Lava is imported late in a process:
 
 1. ``lava/magma/compiler/var_model.py`` (import time): dataclasses such as
@@ -16,14 +16,21 @@ and one breaks when Lava is imported late in a process:
    reshape() got an unexpected keyword argument 'newshape'``. It is rewritten
    to the ``shape=`` keyword, only when the installed numpy lacks ``newshape``.
 
-3. ``lava/magma/runtime/message_infrastructure/multiprocessing.py`` (import time)
+3. ``lava/proc/conv/models.py`` (run time): the Conv model keeps ``groups``, the kernel size, stride,
+   padding and dilation in int8 arrays and passes them to ``conv_scipy``, which computes
+   ``output.shape[-1] % groups``; under numpy 2's promotion rules (NEP 50) a Python int combined with an
+   int8 scalar stays int8, so any convolution with 128 or more output channels raises ``OverflowError:
+   Python integer 128 out of bounds for int8``. The call is rewritten to pass Python ints, only on numpy 2.
+   (Lava's own ``groups`` variable is int8, so a convolution still needs ``groups <= 127``.)
+
+4. ``lava/magma/runtime/message_infrastructure/multiprocessing.py`` (import time)
    calls ``mp.set_start_method('fork')``, which raises ``RuntimeError: context has
    already been set`` when anything earlier in the process fixed the start method
    (e.g. after training and energy analysis in ``spikeport demo``). It is rewritten
    to set ``fork`` only when it is not already the start method.
 
 :func:`enable_lava` installs a meta-path finder that intercepts exactly these
-three modules and compiles their source with those literal replacements. Nothing
+four modules and compiles their source with those literal replacements. Nothing
 in site-packages is edited and no bytecode is written for the patched modules.
 Nothing in spikeport imports Lava until a Lava target function calls
 :func:`enable_lava`.
@@ -69,6 +76,11 @@ def _source_patches() -> dict[str, list[tuple[str, str]]]:
     if "newshape" not in inspect.signature(np.reshape).parameters:
         patches["lava.magma.core.process.ports.ports"] = [("ft.partial(np.reshape, newshape=",
                                                            "ft.partial(np.reshape, shape=")]
+    if int(np.__version__.split(".")[0]) >= 2:
+        patches["lava.proc.conv.models"] = [(
+            "            self.kernel_size, self.stride, self.padding, self.dilation,\n            self.groups[0]\n",
+            "            self.kernel_size.astype(int), self.stride.astype(int), self.padding.astype(int),\n"
+            "            self.dilation.astype(int), int(self.groups[0])\n")]
     return patches
 
 

@@ -1,41 +1,36 @@
-r"""Deploy a spikeport IR graph onto Loihi 2: a :class:`LoihiNetwork` plus a host readout.
+r"""Deploy a spikeport IR graph onto Loihi 2: the on-chip network plus a host readout.
 
-**What goes on the chip.** After BatchNorm folding (and constant folding), the
-graph must be one chain ``Input -> [Flatten] -> (Conv2d | Linear) -> neuron ->
-[Flatten] -> (Conv2d | Linear) -> neuron -> ...``: every synapse (with its
-bias) is followed directly by a spiking neuron, which becomes one netx
-``conv``/``dense`` block of CUBA neurons (see
-:mod:`spikeport.targets.lava.quantize` for the neuron mapping; ``decay_input``
-LIF/PLIF fold :math:`1/\tau` into the weights and bias). Neurons: IF, LIF, PLIF,
-DALIF (:math:`v_{decay} = 1 - \beta`, input gain :math:`\alpha`) and CubaLIF,
-with hard reset to 0 and one parameter value per layer.
+**What goes on the chip.** After BatchNorm folding (and constant folding), every spiking neuron and
+everything upstream of it: one population of CUBA neurons per neuron node, fed by the synapses the
+lowering derives from the ops in between (:mod:`spikeport.targets.lava.lowering`: residual adds fan
+several synapses into one population, SEW adds of spikes split into one synapse per operand, pooling
+folds into the next synapse, max pooling of spikes becomes OR neurons, relay populations equalise path
+latencies). Neurons: IF, LIF, PLIF, DALIF (:math:`v_{decay} = 1 - \beta`, input gain :math:`\alpha`) and
+CubaLIF, with hard reset to 0 and one parameter value per population (see
+:mod:`spikeport.targets.lava.quantize`; ``decay_input`` LIF/PLIF fold :math:`1/\tau` into the weights and
+bias). A network that is a plain chain is a :class:`LoihiNetwork` and is written as a lava-dl netx file;
+any other is a :class:`~spikeport.targets.lava.graph.LoihiGraph`, written in spikeport's graph HDF5
+layout (:mod:`spikeport.targets.lava.graph_io`) and loaded by
+:func:`~spikeport.targets.lava.lava_graph.load_network`.
 
-**Host readout.** The nodes after the last spiking layer (e.g. max pooling,
-flatten and the linear classifier of the digits CNN) are stateless; Loihi has
-no float output layer, so they run on the host on the spikes the chip sends
-back. They are kept as a small IR graph (:attr:`LoihiDeployment.readout`,
-executed with :func:`spikeport.converter.lower`) and written next to the netx
-file as ``<file>.loihi.json`` (JSON, arrays encoded exactly; no pickle).
+**Host readout.** The nodes after the last spiking layer (e.g. max pooling, flatten and the linear
+classifier of the digits CNN, or the global pooling and classifier of a ResNet) are stateless; Loihi has
+no float output layer, so they run on the host on the spikes the chip sends back. They are kept as a small
+IR graph (:attr:`LoihiDeployment.readout`, executed with :func:`spikeport.converter.lower`) and written
+next to the network file as ``<file>.loihi.json`` (JSON, arrays encoded exactly; no pickle).
 
-**Input.** The first synapse reads the network input. Real-valued input
-(direct encoding) is sent as *graded spikes*: the integer ``round(x *
-input_scale)`` with ``input_message_bits`` bits, and the first layer's float
-weights are divided by ``input_scale`` before quantization, so the integer
-network computes the same current. Inputs on the ``1/input_scale`` grid are
-exact: sklearn digits (pixels ``k/16``, ``k = 0..16``) with the default
-``input_scale=16`` (5-bit messages). Binary spike inputs are exact for any
-``input_scale``. Lava's netx ``Network(input_message_bits=...)`` passes graded
-input to the first Dense/Conv synapse unchanged (``lava/proc/conv/models.py``
-and ``dense/models.py`` only cast to bool when ``num_message_bits == 0``), and
-:func:`~spikeport.targets.lava.loihi_reference.run_reference` does the same, so the
-two agree bit for bit. ``input_scale=0`` asks for unary (binary) spike input
-instead (e.g. rate encoding); real values are then refused at run time.
+**Input.** Real-valued input (direct encoding) is sent as *graded spikes*: the integer ``round(x *
+input_scale)`` with ``input_message_bits`` bits, and the float weights of every synapse reading the input
+are divided by ``input_scale`` before quantization, so the integer network computes the same current.
+Inputs on the ``1/input_scale`` grid are exact: sklearn digits (pixels ``k/16``, ``k = 0..16``) with the
+default ``input_scale=16`` (5-bit messages). Binary spike inputs are exact for any ``input_scale``. Lava's
+Dense/Conv models pass graded input unchanged (``lava/proc/conv/models.py`` and ``dense/models.py`` only
+cast to bool when ``num_message_bits == 0``), and the Loihi reference does the same, so the two agree bit
+for bit. ``input_scale=0`` asks for unary (binary) spike input instead (e.g. rate encoding); real values
+are then refused at run time.
 
-**Refusals.** :func:`deploy_network` raises one :class:`UnsupportedNodeError`
-listing every node that blocks the mapping and why: pooling or residual adds
-inside the network, temporal-shift and attention paper-method modules, soft reset or
-``v_reset != 0``, per-channel neuron parameters, synapses without a neuron
-after them, recurrence, and so on.
+**Refusals.** :func:`deploy_graph` raises one :class:`UnsupportedNodeError` listing every node that
+blocks the mapping and why (see :mod:`spikeport.targets.lava.legality`).
 """
 
 from __future__ import annotations
@@ -50,9 +45,11 @@ import numpy as np
 import torch
 
 from spikeport.errors import DataError, ExportError, GraphError
-from spikeport.targets.lava.legality import Classifier, float_neuron
+from spikeport.targets.lava.graph import INPUT, LoihiGraph
+from spikeport.targets.lava.legality import Classifier
+from spikeport.targets.lava.lowering import FloatGraph, lower_to_float, quantize_graph
 from spikeport.targets.lava.network import LoihiNetwork
-from spikeport.targets.lava.quantize import FloatLayer, quantize_network
+from spikeport.targets.lava.quantize import FloatLayer
 
 __all__ = ["LoihiDeployment", "deploy_graph", "deploy_network", "grid_inputs", "DEFAULT_INPUT_SCALE"]
 
@@ -67,7 +64,8 @@ class LoihiDeployment:
     """A lowered model: the on-chip :class:`LoihiNetwork`, the host readout and the input encoding.
 
     Attributes:
-        network: the fixed-point network (written as the netx file).
+        network: the fixed-point network: a netx chain (:class:`LoihiNetwork`) or a
+            :class:`~spikeport.targets.lava.graph.LoihiGraph`.
         readout: IR graph ``Input(last spiking layer's shape) -> ... -> Output`` run on the host.
         input_scale: graded input levels per unit (integer input = ``round(x * input_scale)``); 0 for
             binary spike input.
@@ -75,20 +73,37 @@ class LoihiDeployment:
         synapses: IR synapse node of every network layer (``""`` for flatten layers).
         source: the graph's name.
         float_layers: the float layers that were quantized (not written; ``()`` after reading back).
+        float_graph: the lowered float network (``None`` after reading back).
+        timesteps: T of the runtime contract (the steps per sample the export was checked with; ``None``
+            for a deployment not yet exported, or read from a version-1 sidecar).
     """
 
-    network: LoihiNetwork
+    network: LoihiNetwork | LoihiGraph
     readout: Any
     input_scale: int = DEFAULT_INPUT_SCALE
     input_message_bits: int = 5
     synapses: tuple[str, ...] = ()
     source: str = ""
     float_layers: tuple[FloatLayer, ...] = field(default=(), repr=False)
+    timesteps: int | None = None
+    float_graph: FloatGraph | None = field(default=None, repr=False)
+
+    @property
+    def is_chain(self) -> bool:
+        """True when the network is a netx chain (written as a lava-dl netx file)."""
+        return isinstance(self.network, LoihiNetwork)
+
+    @property
+    def graph(self) -> LoihiGraph:
+        """The network as a :class:`~spikeport.targets.lava.graph.LoihiGraph` (a chain converted)."""
+        return LoihiGraph.from_chain(self.network) if isinstance(self.network, LoihiNetwork) else self.network
 
     @property
     def layer_names(self) -> list[str]:
-        """IR neuron node name of every neuron layer, in order (the spike layers a run reports)."""
-        return [self.network.layers[i].name for i in self.network.neuron_layers]
+        """IR neuron node name of every neuron population, in order (the spike layers a run reports)."""
+        if isinstance(self.network, LoihiNetwork):
+            return [self.network.layers[i].name for i in self.network.neuron_layers]
+        return [p.name for p in self.network.neurons]
 
     @property
     def input_max(self) -> float:
@@ -130,7 +145,7 @@ class LoihiDeployment:
 
 
 def deploy_graph(graph: Any, *, scale: float | str = "auto", input_scale: int = DEFAULT_INPUT_SCALE,
-                     input_bits: int | None = None) -> LoihiDeployment:
+                 input_bits: int | None = None) -> LoihiDeployment:
     """Lower an IR graph to a :class:`LoihiDeployment` (network + host readout + input encoding).
 
     Args:
@@ -143,7 +158,6 @@ def deploy_graph(graph: Any, *, scale: float | str = "auto", input_scale: int = 
         UnsupportedNodeError: listing every blocking node and why.
         ExportError: bad options, or a layer that does not fit Loihi's fixed-point ranges.
     """
-    from spikeport.converter import ir
     from spikeport.converter.passes import fold_batchnorm, fold_constants, remove_dead_nodes, run_passes
 
     if isinstance(input_scale, bool) or not isinstance(input_scale, (int, np.integer)) or input_scale < 0:
@@ -164,39 +178,43 @@ def deploy_graph(graph: Any, *, scale: float | str = "auto", input_scale: int = 
         raise ExportError(f"graph '{getattr(graph, 'name', '?')}': cannot prepare it for Loihi: {e}") from e
     cls = Classifier(g)
     cls.run()
+    fg = lower_to_float(g, cls, input_scale)
     err = cls.error()
     if err is not None:
         raise err
-    nodes = cls.nodes
-    chain = [n for n in cls.order if n in cls.on_chip]
-    inp = g.input_nodes()[0]
-    layers: list[FloatLayer] = []
-    synapses: list[str] = []
-    first = True
-    for name in chain:
-        node = nodes[name]
-        if isinstance(node, (ir.Flatten, ir.Reshape)):
-            layers.append(FloatLayer("flatten", name=name))
-            synapses.append("")
-        elif cls.role(name) == "neuron":
-            syn = nodes[cls.srcs(name)[0]]
-            w = syn.weight.astype(np.float64)
-            if first and input_scale:
-                w = w / input_scale
-            first = False
-            kw: dict[str, Any] = {}
-            if isinstance(syn, ir.Conv2d):
-                kw = {"stride": syn.stride, "padding": syn.padding, "dilation": syn.dilation, "groups": syn.groups}
-            layers.append(FloatLayer("conv" if isinstance(syn, ir.Conv2d) else "dense", w,
-                                     None if syn.bias is None else syn.bias.astype(np.float64),
-                                     float_neuron(node), name=name, **kw))
-            synapses.append(syn.name)
     try:
-        net = quantize_network(layers, inp.shape, scale)
+        lg = quantize_graph(fg, scale=scale, input_scale=input_scale)
     except ExportError as e:
         raise ExportError(f"graph '{g.name}': {e}") from e
+    chain = lg.as_chain()
     readout = _readout_graph(g, cls)
-    return LoihiDeployment(net, readout, input_scale, bits, tuple(synapses), g.name, tuple(layers))
+    if chain is None:
+        return LoihiDeployment(lg, readout, input_scale, bits, (), g.name, (), float_graph=fg)
+    synapses = tuple("" if layer.kind == "flatten" else _chain_synapse(lg, layer.name) for layer in chain.layers)
+    return LoihiDeployment(chain, readout, input_scale, bits, synapses, g.name, _float_layers(fg, chain, input_scale),
+                           float_graph=fg)
+
+
+def _chain_synapse(lg: LoihiGraph, name: str) -> str:
+    """The IR synapse node of the single connection into chain population ``name``."""
+    return lg.incoming(name)[0].synapse.split("+")[-1]
+
+
+def _float_layers(fg: FloatGraph, chain: LoihiNetwork, input_scale: int) -> tuple[FloatLayer, ...]:
+    """The float chain the netx layers quantize (input weights divided by ``input_scale``), for checks."""
+    conns = {c.dst: c for c in fg.connections}
+    pops = {p.name: p for p in fg.populations}
+    out = []
+    for layer in chain.layers:
+        if layer.kind == "flatten":
+            out.append(FloatLayer("flatten", name=layer.name))
+            continue
+        c, p = conns[layer.name], pops[layer.name]
+        w = c.weight / input_scale if c.src == INPUT and input_scale else c.weight
+        kw = {"stride": c.stride, "padding": c.padding, "dilation": c.dilation, "groups": c.groups} \
+            if c.kind == "conv" else {}
+        out.append(FloatLayer(c.kind, w, p.bias, p.neuron, name=layer.name, **kw))
+    return tuple(out)
 
 
 def _readout_graph(g: Any, cls: Classifier) -> Any:
@@ -214,8 +232,8 @@ def _readout_graph(g: Any, cls: Classifier) -> Any:
 
 
 def deploy_network(graph: Any, *, scale: float | str = "auto", input_scale: int = DEFAULT_INPUT_SCALE,
-                input_bits: int | None = None) -> LoihiNetwork:
-    """Lower an IR graph to the on-chip :class:`LoihiNetwork` (see :func:`deploy_graph`)."""
+                   input_bits: int | None = None) -> LoihiNetwork | LoihiGraph:
+    """Lower an IR graph to the on-chip network: a netx chain or a :class:`LoihiGraph` (see :func:`deploy_graph`)."""
     return deploy_graph(graph, scale=scale, input_scale=input_scale, input_bits=input_bits).network
 
 

@@ -1,26 +1,25 @@
 r"""Which IR graphs can run on Loihi 2, node by node: the roles of the op registry and the refusals.
 
-**What goes on the chip.** After BatchNorm folding (and constant folding), the
-graph must be one chain ``Input -> [Flatten] -> (Conv2d | Linear) -> neuron ->
-[Flatten] -> (Conv2d | Linear) -> neuron -> ...``: every synapse (with its
-bias) is followed directly by a spiking neuron, which becomes one netx
-``conv``/``dense`` block of CUBA neurons. Each op's role (synapse, neuron,
-flatten, io) and its CUBA mapping come from its op spec
-(:mod:`spikeport.ops`); the nodes after the last spiking layer run on the host
-(see :mod:`spikeport.targets.lava.deploy`).
+**Roles.** Every op's Loihi capability is declared in its op spec (:mod:`spikeport.ops`): a
+:class:`~spikeport.ops.spec.LoihiMapping` with a role (``synapse``, ``neuron``, ``flatten``, ``io``,
+``merge``, ``pool``, ``or``) or a :class:`~spikeport.ops.spec.Refused` with the reason. This module only
+looks roles up; the lowering (:mod:`spikeport.targets.lava.lowering`) dispatches on them.
 
-**Refusals.** :class:`Classifier` collects, for every node, why it blocks the
-mapping: the op's own Loihi refusal (pooling or residual adds inside the
-network, temporal-shift and attention modules, ...), neuron parameters Loihi
-cannot hold (soft reset, ``v_reset != 0``, per-channel values), synapses
-without a neuron after them, recurrence, and so on;
-:func:`~spikeport.targets.lava.deploy.deploy_graph` raises them all in one
-:class:`~spikeport.errors.UnsupportedNodeError`.
+**What goes on the chip.** Every spiking neuron and everything upstream of one (after BatchNorm and
+constant folding). The nodes after the last spiking layer run on the host (the readout; see
+:mod:`spikeport.targets.lava.deploy`), which must read exactly one spiking layer.
+
+**Refusals.** :class:`Classifier` collects the root causes: the op's own Loihi refusal (temporal shift,
+attention, element-wise products, ...), neuron parameters Loihi cannot hold (soft reset, ``v_reset != 0``,
+per-channel values), recurrence, several inputs or outputs. The lowering adds the structural ones (two
+synapses in a row, an op between a synapse and its neuron, relays of graded input, ...).
+:meth:`Classifier.error` reports every problem in one :class:`~spikeport.errors.UnsupportedNodeError`;
+for the paper-method modules (TS, STAA, FSTA) it also says which share of the synaptic operations could
+run on the chip and which nodes would have to run on the host (:func:`host_split`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy as np
 from spikeport.errors import ExportError, UnsupportedNodeError
 from spikeport.targets.lava.quantize import FloatNeuron
 
-__all__ = ["Classifier", "float_neuron", "loihi_role"]
+__all__ = ["Classifier", "float_neuron", "loihi_role", "loihi_window", "host_split"]
 
 
 def _loihi(node: Any) -> Any:
@@ -42,11 +41,22 @@ def _loihi(node: Any) -> Any:
 
 
 def loihi_role(node: Any) -> str | None:
-    """``synapse``, ``neuron``, ``flatten``, ``io`` (or None when the op refuses Loihi)."""
+    """The node's role in a Loihi deployment (see the module docstring), or None when the op refuses Loihi."""
     from spikeport.ops import LoihiMapping
 
     m = _loihi(node)
     return m.role if isinstance(m, LoihiMapping) else None
+
+
+def loihi_window(node: Any, in_shape: tuple[int, ...]) -> Any:
+    """The :class:`~spikeport.ops.spec.PoolWindow` of a ``pool`` / ``or`` node (ExportError with the reason)."""
+    from spikeport.ops import Refusal
+
+    m = _loihi(node)
+    try:
+        return m.window(node, tuple(in_shape))
+    except Refusal as e:
+        raise ExportError(str(e)) from e
 
 
 def float_neuron(node: Any) -> FloatNeuron:
@@ -60,16 +70,45 @@ def float_neuron(node: Any) -> FloatNeuron:
     return m.neuron(node)
 
 
-def _is_full_flatten(g: Any, name: str) -> bool:
+def _synaptic_ops(g: Any, name: str) -> int:
+    """Dense synaptic operations of one step of a Conv2d/Linear node: outputs x fan-in (0 for other ops)."""
     node = g.node(name)
-    if node.op == "Reshape":
-        return len(g.shape(name)) == 1
-    s, e = node.axes(len(g.in_shapes(name)[0]))
-    return s == 0 and e == len(g.in_shapes(name)[0]) - 1
+    if loihi_role(node) != "synapse":
+        return 0
+    w = np.shape(node.weight)
+    return int(np.prod(g.shape(name))) * int(np.prod(w[1:]))
+
+
+def host_split(g: Any, refused: list[str], on_chip: set[str] | None = None) -> dict[str, Any]:
+    """What of a graph could run on Loihi if the ``refused`` nodes ran on the host.
+
+    A spiking network cannot hand its state back and forth mid-step, so everything downstream of a refused
+    node (its consumers' consumers, to the output) runs on the host too. Synaptic operations are the
+    dense operations of one step (outputs x fan-in) of the Conv2d and Linear nodes of the chip side
+    (``on_chip``: the spiking layers and everything upstream; the host readout after the last spiking
+    layer is not counted); the refused modules' internal operations are not counted.
+
+    Returns:
+        ``{"fraction", "chip_ops", "total_ops", "refused": names, "downstream": names, "host_synapses": names}``.
+    """
+    import networkx as nx
+
+    order = [n for n in g.topological_order() if on_chip is None or n in on_chip]
+    downstream: set[str] = set()
+    for n in refused:
+        downstream |= nx.descendants(g.nx, n)
+    downstream -= set(refused)
+    total = sum(_synaptic_ops(g, n) for n in order)
+    host = [n for n in order if n in downstream or n in refused]
+    host_ops = sum(_synaptic_ops(g, n) for n in host)
+    body = [n for n in g.topological_order() if n in downstream and g.node(n).family != "io"]
+    return {"fraction": (total - host_ops) / total if total else 0.0, "chip_ops": total - host_ops,
+            "total_ops": total, "refused": list(refused), "downstream": body,
+            "host_synapses": [n for n in host if _synaptic_ops(g, n)]}
 
 
 class Classifier:
-    """Collects, for every node of the graph, why it blocks the Loihi mapping."""
+    """Root causes, per node, of a graph's refusal on Loihi (registry lookups), and the on-chip region."""
 
     def __init__(self, g: Any) -> None:
         import networkx as nx
@@ -91,40 +130,37 @@ class Classifier:
         elif len(sinks) > 1:
             self.graph_problems.append(f"several spiking layers ({', '.join(sinks)}) feed the output; the host "
                                        f"readout takes the spikes of exactly one last layer")
+        self.roots: dict[str, str] = {}
 
     def users(self, name: str) -> list[str]:
         return [e.dst for e in self.g.users(name)]
 
     def srcs(self, name: str) -> list[str]:
-        return [e.src for e in self.g.in_edges(name)]
+        return [e.src for e in sorted(self.g.in_edges(name), key=lambda e: e.port)]
 
     def op(self, name: str) -> str:
         return self.nodes[name].op
 
+    def role(self, name: str) -> str | None:
+        return loihi_role(self.nodes[name])
+
     def run(self) -> None:
+        """Collect the root causes (op refusals, neuron parameters) and the graph-level problems."""
         g = self.g
         if g.has_recurrence:
             rec = sorted({f"{e.src} -> {e.dst}" for e in g.edges() if e.recurrent})
-            self.graph_problems.append(f"recurrent connection(s) {', '.join(rec)}: netx dense_rec layers are not "
+            self.graph_problems.append(f"recurrent connection(s) {', '.join(rec)}: recurrent Loihi synapses are not "
                                        f"supported by spikeport's Lava target")
         ins, outs = g.input_nodes(), g.output_nodes()
         if len(ins) != 1 or len(outs) != 1:
             self.graph_problems.append(f"{len(ins)} inputs and {len(outs)} outputs: the Lava target needs exactly one "
                                        f"of each")
-        merges = any(self.op(n) in ("Add", "Concat", "Mul") for n in self.order)
-        # root causes first (unsupported op, neuron parameters); a node whose only fault is a blocked
-        # neighbour (e.g. the conv feeding a residual Add) is not listed again
+        elif len(ins[0].shape) not in (1, 3):
+            self.problems[ins[0].name] = f"input shape {list(ins[0].shape)}: Loihi takes (N,) or (C, H, W) inputs"
         self.roots = {n: why for n in self.order if n in self.on_chip and (why := self._root(n))}
+        self.problems.update(self.roots)
         for name in self.order:
-            if name in self.roots:
-                why = self.roots[name]
-            elif name in self.on_chip:
-                why = self._on_chip(name)
-                if why is None and not merges and self.nodes[name].family != "io" and len(self.users(name)) > 1:
-                    why = f"its output feeds {len(self.users(name))} nodes; a netx network is a single chain"
-            else:
-                why = self._readout(name)
-            if why:
+            if name not in self.on_chip and (why := self._readout(name)):
                 self.problems[name] = why
 
     def _root(self, name: str) -> str | None:
@@ -141,72 +177,22 @@ class Classifier:
                 return str(e)
         return None
 
-    def role(self, name: str) -> str | None:
-        return loihi_role(self.nodes[name])
-
-    def _blocked(self, names: Sequence[str]) -> bool:
-        return any(n in self.roots for n in names)
-
     def _readout(self, name: str) -> str | None:
         if self.last is None:
             return None
         bad = [s for s in self.srcs(name) if s in self.on_chip and s != self.last]
         if bad:
-            return (f"host readout node reads '{bad[0]}', which is not the last spiking layer"
-                    + (f" '{self.last}'" if self.last else ""))
+            return f"host readout node reads '{bad[0]}', which is not the last spiking layer '{self.last}'"
         return None
 
-    def _on_chip(self, name: str) -> str | None:
-        node, op = self.nodes[name], self.op(name)
-        g = self.g
-        if op == "Input":
-            if len(node.shape) not in (1, 3):
-                return f"input shape {list(node.shape)}: Loihi layers take (N,) or (C, H, W) inputs"
-            return None
-        if self.role(name) == "synapse":
-            users = self.users(name)
-            if self._blocked(users) or self._blocked(self.srcs(name)):
-                return None
-            if len(users) != 1 or self.role(users[0]) != "neuron":
-                got = ", ".join(f"{u} ({self.op(u)})" for u in users) or "nothing"
-                return (f"{op} is not followed directly by a spiking neuron (feeds {got}); every netx layer is a "
-                        f"synapse into neurons")
-            src = self.srcs(name)[0]
-            src_shape = g.shape(src)
-            if op == "Linear" and len(src_shape) != 1:
-                return f"Linear on a {list(src_shape)} input acts on the last axis only; flatten the input first"
-            if op == "Conv2d" and self.op(src) != "Input" and self.role(src) != "neuron":
-                return f"Conv2d reads '{src}' ({self.op(src)}), not the input or a spiking layer"
-            if op == "Linear" and self.op(src) != "Input" and self.role(src) not in ("flatten", "neuron"):
-                return f"Linear reads '{src}' ({self.op(src)}), not the input, a flatten or a spiking layer"
-            return None
-        if self.role(name) == "neuron":
-            srcs = self.srcs(name)
-            if self._blocked(srcs):
-                return None
-            if len(srcs) != 1 or self.role(srcs[0]) != "synapse":
-                src = f"'{srcs[0]}' ({self.op(srcs[0])})" if srcs else "nothing"
-                return (f"{op} neuron is fed by {src}, not by a Conv2d/Linear synapse; Loihi neurons receive input "
-                        f"through synapses only")
-            syn = self.nodes[srcs[0]]
-            if syn.bias is not None and np.any(syn.bias != 0) and float_neuron(node).i_decay != 1.0:
-                return (f"a bias into a {op} with current decay < 1 cannot be mapped (Lava adds the bias to the "
-                        "voltage, not the current)")
-            return None
-        if self.role(name) == "flatten":
-            if self._blocked(self.srcs(name)) or self._blocked(self.users(name)):
-                return None
-            if not _is_full_flatten(g, name):
-                return f"{op} to {list(g.shape(name))}: only a full flatten to (N,) maps to a netx flatten layer"
-            src = self.srcs(name)[0]
-            if self.op(src) != "Input" and not (self.role(src) == "neuron" and len(g.shape(src)) == 3):
-                return f"{op} reads '{src}' ({self.op(src)}); netx flattens the input or a conv layer's spikes only"
-            if any(self.op(u) != "Linear" for u in self.users(name)):
-                return f"{op} is not followed by a Linear layer (netx wiring: flatten -> dense)"
-            return None
-        return None
+    def blocked(self, name: str) -> bool:
+        """True when ``name`` or a node upstream of it already has a root cause (no follow-up errors)."""
+        import networkx as nx
+
+        return name in self.roots or any(a in self.roots for a in nx.ancestors(self.g.nx, name))
 
     def error(self) -> UnsupportedNodeError | None:
+        """All problems in one error (``None`` when there are none)."""
         if not self.problems and not self.graph_problems:
             return None
         grouped: dict[tuple[str, str], list[str]] = {}
@@ -215,5 +201,15 @@ class Classifier:
         parts = self.graph_problems + [f"{', '.join(ns)} ({op}): {why}" for (op, why), ns in grouped.items()]
         count = [f"{len(self.problems)} blocking node(s)"] if self.problems else []
         count += [f"{len(self.graph_problems)} graph problem(s)"] if self.graph_problems else []
-        return UnsupportedNodeError(f"graph '{self.g.name}' cannot be lowered to Loihi ({' and '.join(count)}): "
-                                    + "; ".join(parts))
+        msg = f"graph '{self.g.name}' cannot be lowered to Loihi ({' and '.join(count)}): " + "; ".join(parts)
+        from spikeport.ops import Refused
+
+        refused = [n for n in self.roots if isinstance(_loihi(self.nodes[n]), Refused)]
+        if refused:
+            split = host_split(self.g, refused, self.on_chip)
+            msg += (f". With them on the host, {100 * split['fraction']:.1f}% of the synaptic operations "
+                    f"({split['chip_ops']:,} of {split['total_ops']:,} per step, Conv2d/Linear before the readout) "
+                    f"could run on Loihi; the host would run {', '.join(split['refused'])} and the "
+                    f"{len(split['downstream'])} node(s) after them, among them the synapses "
+                    f"{', '.join(split['host_synapses']) or 'none'}")
+        return UnsupportedNodeError(msg)

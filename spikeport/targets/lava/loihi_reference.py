@@ -3,8 +3,8 @@ r"""Loihi-exact integer executor for a :class:`LoihiNetwork`, in torch.
 Reproduces, bit for bit, what Lava 0.10.0 computes when it runs a netx network
 under ``Loihi2SimCfg(select_tag='fixed_pt')``; the same code runs on CPU or
 CUDA (integer state is int64; matmul and conv run in float64, which is exact
-while partial sums stay below :math:`2^{53}`; Lava's own conv uses float32 and
-is exact below :math:`2^{24}`).
+while partial sums stay below :math:`2^{53}`; Lava 0.10's Conv model uses
+``scipy.signal.convolve2d`` in float64, as exact).
 
 Per step ``t`` and neuron layer (after ``lava/proc/lif/models.py``,
 ``PyLifModelBitAcc``, with netx's ``du = iDecay - 1``, ``dv = vDecay``,
@@ -178,7 +178,7 @@ class LoihiExecutor:
         x = self._prepare(x_t)
         spikes: list[torch.Tensor | None] = []
         new_state: list = []
-        for spec, st in zip(self._layers, state):
+        for spec, st in zip(self._layers, state, strict=True):
             if spec.kind == "flatten":
                 x = x.reshape(x.shape[0], -1)
                 spikes.append(None)

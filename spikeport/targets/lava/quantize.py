@@ -63,6 +63,7 @@ __all__ = [
     "choose_scale",
     "quantize_weight",
     "quantize_layer",
+    "quantize_population",
     "quantize_network",
     "spike_agreement",
 ]
@@ -241,37 +242,7 @@ def quantize_layer(layer: FloatLayer, in_shape: Sequence[int], scale: float | st
     if layer.kind == "flatten":
         return LoihiLayer("flatten", (int(np.prod(in_shape)),), name=label)
     neuron = layer.neuron
-    w = np.asarray(layer.weight) * neuron.input_gain
-    b = None if layer.bias is None else np.asarray(layer.bias) * neuron.input_gain
-    if b is not None and np.any(b != 0) and neuron.i_decay != 1.0:
-        raise ExportError(f"{owner}: a bias with current decay i_decay={neuron.i_decay} < 1 cannot be mapped (Lava "
-                          f"adds the bias to the voltage, not the current); fold it away or use i_decay=1")
-    if scale == "slayer":
-        s = float(W_SCALE)
-        vth = int(neuron.v_threshold * W_SCALE)   # slayer's v_th_mant truncates
-        w_int = np.clip(2 * np.rint(w * s / 2), -256, 254).astype(np.int64)
-    else:
-        if scale == "auto":
-            s = choose_scale(w, b, neuron.v_threshold)
-        elif isinstance(scale, (int, float)) and _finite(scale) and scale > 0:
-            s = float(scale)
-        else:
-            raise ExportError(f"{owner}: scale must be 'auto', 'slayer' or a positive number, got {scale!r}")
-        if not math.isfinite(s):
-            raise ExportError(f"{owner}: cannot choose a scale (all weights are zero)")
-        vth = int(np.rint(neuron.v_threshold * s))
-        w_int = quantize_weight(w, s)
-    if not np.any(w_int) and np.any(w):
-        raise ExportError(_all_weights_zero(owner, w, b, neuron.v_threshold, s, scale))
-    if vth > VTH_MAX:
-        raise ExportError(f"{owner}: threshold {neuron.v_threshold} x scale {s:g} = {vth} exceeds the 17-bit "
-                          f"mantissa {VTH_MAX}; use a smaller scale")
-    b_int = None
-    if b is not None and np.any(b != 0):
-        b_int = np.rint(b * s).astype(np.int64)
-        if b_int.min() < BIAS_MIN or b_int.max() > BIAS_MAX:
-            raise ExportError(f"{owner}: bias x scale {s:g} leaves the 13-bit mantissa range [{BIAS_MIN}, "
-                              f"{BIAS_MAX}]; use scale='auto' or a smaller scale")
+    (w_int,), b_int, vth, s = quantize_population([np.asarray(layer.weight)], layer.bias, neuron, scale, owner)
     if layer.kind == "dense":
         shape: tuple[int, ...] = (w_int.shape[0],)
         kw: dict[str, Any] = {}
@@ -288,6 +259,57 @@ def quantize_layer(layer: FloatLayer, in_shape: Sequence[int], scale: float | st
                           v_th_mant=vth, scale=s, name=label, **kw)
     except GraphError as e:
         raise ExportError(f"{owner}: quantized layer is not valid for netx: {e}") from e
+
+
+def quantize_population(weights: Sequence[np.ndarray], bias: np.ndarray | None, neuron: FloatNeuron,
+                        scale: float | str, owner: str) -> tuple[list[np.ndarray], np.ndarray | None, int, float]:
+    """Quantize the synapses into one neuron population with one shared factor (the population's scale).
+
+    Every weight array (the float synapses into the population, before the neuron's input gain) and the
+    summed bias are multiplied by the neuron's ``input_gain`` and by one factor ``s``: ``'auto'`` picks the
+    largest ``s`` keeping every weight array in its 8-bit range (:func:`choose_scale` over all of them),
+    the threshold in 17 bits and the bias in 13 bits; ``'slayer'`` uses lava-dl's fixed 64; a number is
+    used as is.
+
+    Returns:
+        ``(integer weights, integer bias or None, threshold mantissa, s)``.
+
+    Raises:
+        ExportError: naming ``owner``: a bias with current decay, no usable scale, out-of-range values.
+    """
+    ws = [np.asarray(w, dtype=np.float64) * neuron.input_gain for w in weights]
+    b = None if bias is None else np.asarray(bias, dtype=np.float64) * neuron.input_gain
+    if b is not None and np.any(b != 0) and neuron.i_decay != 1.0:
+        raise ExportError(f"{owner}: a bias with current decay i_decay={neuron.i_decay} < 1 cannot be mapped (Lava "
+                          f"adds the bias to the voltage, not the current); fold it away or use i_decay=1")
+    if scale == "slayer":
+        s = float(W_SCALE)
+        vth = int(neuron.v_threshold * W_SCALE)   # slayer's v_th_mant truncates
+        w_ints = [np.clip(2 * np.rint(w * s / 2), -256, 254).astype(np.int64) for w in ws]
+    else:
+        if scale == "auto":
+            s = min(choose_scale(w, b, neuron.v_threshold) for w in ws)
+        elif isinstance(scale, (int, float)) and not isinstance(scale, bool) and _finite(scale) and scale > 0:
+            s = float(scale)
+        else:
+            raise ExportError(f"{owner}: scale must be 'auto', 'slayer' or a positive number, got {scale!r}")
+        if not math.isfinite(s):
+            raise ExportError(f"{owner}: cannot choose a scale (all weights are zero)")
+        vth = int(np.rint(neuron.v_threshold * s))
+        w_ints = [quantize_weight(w, s) for w in ws]
+    for w, w_int in zip(ws, w_ints, strict=True):
+        if not np.any(w_int) and np.any(w):
+            raise ExportError(_all_weights_zero(owner, w, b, neuron.v_threshold, s, scale))
+    if vth > VTH_MAX:
+        raise ExportError(f"{owner}: threshold {neuron.v_threshold} x scale {s:g} = {vth} exceeds the 17-bit "
+                          f"mantissa {VTH_MAX}; use a smaller scale")
+    b_int = None
+    if b is not None and np.any(b != 0):
+        b_int = np.rint(b * s).astype(np.int64)
+        if b_int.min() < BIAS_MIN or b_int.max() > BIAS_MAX:
+            raise ExportError(f"{owner}: bias x scale {s:g} leaves the 13-bit mantissa range [{BIAS_MIN}, "
+                              f"{BIAS_MAX}]; use scale='auto' or a smaller scale")
+    return w_ints, b_int, vth, s
 
 
 def _all_weights_zero(owner: str, w: np.ndarray, b: np.ndarray | None, v_threshold: float, s: float,

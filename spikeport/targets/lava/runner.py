@@ -1,4 +1,8 @@
-"""Run an exported ``.net`` (+ ``.loihi.json``): the Loihi-exact reference or Lava, plus the host readout."""
+"""Run an exported ``.net`` (+ ``.loihi.json``): the Loihi-exact reference or Lava, plus the host readout.
+
+Chains run in netx (:func:`~spikeport.targets.lava.lava_sim.run_lava`), graphs in standard Lava processes
+(:mod:`spikeport.targets.lava.lava_graph`); both are compared with the Loihi-exact reference.
+"""
 
 from __future__ import annotations
 
@@ -44,35 +48,57 @@ class LoihiRunner:
         self.device = device
         self.input_shape = tuple(self.deployment.network.input_shape)
         self.layers = self.deployment.layer_names
-        self.timesteps = None
+        self.timesteps = self.deployment.timesteps  # the runtime contract's T (None for a version-1 sidecar)
         self.runtime = {"reference": "loihi-reference", "lava": "lava-fixed_pt", "both": "lava-fixed_pt"}[backend]
         self.approximate = ("8-bit fixed-point weights and integer neuron state (Loihi 2) vs the float model: "
                             "spikes differ by quantization, not by float rounding")
         self.lava_checked = 0
         self._readout = self.deployment.readout_module()
 
-    def chip_spikes(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        """Integer spikes ``{layer index: [T, B, ...]}`` of the chip part for float input ``x``."""
+    def chip_spikes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Integer spikes ``{neuron population: [T, B, ...]}`` of the chip part for float input ``x``."""
+        dep = self.deployment
+        k = dep.encode_input(x)
+        ref = None
+        if self.backend in ("reference", "both"):
+            ref = self._reference(k)
+            if self.backend == "reference":
+                return ref
+        got = self._lava(k)
+        if ref is not None:
+            for name, r in ref.items():
+                if not torch.equal(got[name].to(torch.int8), r.cpu()):
+                    bad = int((got[name].to(torch.int8) != r.cpu()).sum())
+                    raise ExportError(f"{self.path}: Lava and the Loihi reference differ in layer {name!r} ({bad} of "
+                                      f"{r.numel()} spikes)")
+            self.lava_checked += int(k.shape[1])
+        return got
+
+    def _reference(self, k: torch.Tensor) -> dict[str, torch.Tensor]:
+        from spikeport.targets.lava.graph_reference import run_graph_reference
         from spikeport.targets.lava.loihi_reference import run_reference
 
         dep = self.deployment
-        k = dep.encode_input(x)
-        if self.backend == "reference":
-            return run_reference(dep.network, k, lava_delay=False, input_message_bits=dep.input_message_bits,
-                                 device=self.device)
-        from spikeport.targets.lava.lava_sim import run_lava
+        if dep.is_chain:
+            net = dep.network
+            out = run_reference(net, k, lava_delay=False, input_message_bits=dep.input_message_bits,
+                                device=self.device)
+            return {net.layers[i].name: s for i, s in out.items()}
+        names = set(self.layers)
+        return {n: s for n, s in run_graph_reference(dep.network, k, input_message_bits=dep.input_message_bits,
+                                                     device=self.device).items() if n in names}
 
-        got = {i: torch.as_tensor(v) for i, v in run_lava(self.path, k.numpy(), net=dep.network,
-                                                            input_message_bits=dep.input_message_bits).items()}
-        if self.backend == "both":
-            ref = run_reference(dep.network, k, lava_delay=False, input_message_bits=dep.input_message_bits)
-            for i, r in ref.items():
-                if not torch.equal(got[i].to(torch.int8), r.cpu()):
-                    bad = int((got[i].to(torch.int8) != r.cpu()).sum())
-                    raise ExportError(f"{self.path}: Lava and the Loihi reference differ in layer "
-                                      f"{dep.network.layers[i].name!r} ({bad} of {r.numel()} spikes)")
-            self.lava_checked += int(k.shape[1])
-        return got
+    def _lava(self, k: torch.Tensor) -> dict[str, torch.Tensor]:
+        dep = self.deployment
+        if dep.is_chain:
+            from spikeport.targets.lava.lava_sim import run_lava
+
+            net = dep.network
+            out = run_lava(self.path, k.numpy(), net=net, input_message_bits=dep.input_message_bits)
+            return {net.layers[i].name: torch.as_tensor(s) for i, s in out.items()}
+        from spikeport.targets.lava.lava_graph import run_lava_graph
+
+        return {n: torch.as_tensor(s) for n, s in run_lava_graph(dep, k.numpy(), self.layers).items()}
 
     @torch.no_grad()
     def run(self, x: torch.Tensor):
@@ -84,9 +110,8 @@ class LoihiRunner:
             raise DataError(f"{self.path}: input must be [T, B, {', '.join(map(str, self.input_shape))}], got "
                             f"{list(x.shape)}")
         spikes = self.chip_spikes(x)
-        net = self.deployment.network
-        named = {net.layers[i].name: s.cpu().bool() for i, s in spikes.items()}
-        last = spikes[net.neuron_layers[-1]].cpu().to(torch.float32)
+        named = {n: s.cpu().bool() for n, s in spikes.items()}
+        last = spikes[self.deployment.graph.output].cpu().to(torch.float32)
         logits = self._readout(last)
         if isinstance(logits, (tuple, list)):
             logits = logits[0]
