@@ -12,7 +12,7 @@ ZOO_SEED = 0
 
 __all__ = [
     "ZOO_SEED", "parse_shape", "parse_kv", "parse_device", "add_model_args", "add_device_arg", "add_out_args",
-    "print_table",
+    "print_table", "add_nir_args", "nir_options",
 ]
 
 
@@ -21,7 +21,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, e.g. 1,8,8") from None
+        raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, "
+                                         "e.g. 1,8,8") from None
     if not shape or any(s <= 0 for s in shape):
         raise argparse.ArgumentTypeError(f"bad shape '{text}': expected comma-separated positive ints, e.g. 1,8,8")
     return shape
@@ -53,6 +54,40 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights for a file.py:factory model (checkpoint or state_dict)")
     p.add_argument("--input-shape", type=parse_shape, help="one sample's shape without T and B, e.g. 1,8,8")
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="keyword for a zoo model factory")
+    add_nir_args(p)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad number '{text}': expected seconds per step, e.g. 1e-3") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"bad dt '{text}': expected a positive number of seconds per step")
+    return value
+
+
+def add_nir_args(p: argparse.ArgumentParser) -> None:
+    """How a .nir MODEL is read: ``--nir-from``, ``--dt``, ``--integration``, ``--nir-reset`` (docs/nir.md)."""
+    from spikeport.converter.nir_io.dialects import DIALECTS, INTEGRATIONS
+
+    g = p.add_argument_group("reading a .nir file", "NIR files do not say how their neurons are discretised; "
+                             "spikeport's own files record it. See docs/nir.md")
+    g.add_argument("--nir-from", choices=tuple(DIALECTS), metavar="PRODUCER",
+                   help=f"the tool that wrote the file: {', '.join(DIALECTS)} (its dt, integration rule, spike "
+                        "comparison and reset; default: the file's metadata, else spikingjelly)")
+    g.add_argument("--dt", type=_positive_float, metavar="SECONDS",
+                   help="seconds per step (default: the file's metadata, else the producer's)")
+    g.add_argument("--integration", choices=INTEGRATIONS,
+                   help="euler (forward Euler) or exact (exponential decay e^(-dt/tau)); default: the producer's")
+    g.add_argument("--nir-reset", choices=("subtract", "zero"),
+                   help="a reset the file cannot state (snnTorch: subtract, its default, or zero)")
+
+
+def nir_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The NIR reading options given on the command line (``load_model(..., nir_options=)``)."""
+    return {"producer": getattr(args, "nir_from", None), "dt": getattr(args, "dt", None),
+            "integration": getattr(args, "integration", None), "reset": getattr(args, "nir_reset", None)}
 
 
 def parse_device(text: str) -> str:
@@ -84,7 +119,7 @@ def print_table(rows: list[dict[str, Any]], columns: list[str] | None = None) ->
     cols = columns or list(rows[0])
     cells = [[str(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths))
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
     sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join([line, sep, *body])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spikeport.commands._common import add_device_arg, add_model_args, add_out_args, parse_kv
+from spikeport.commands._common import add_device_arg, add_model_args, add_out_args, nir_options, parse_kv
 
 DEFAULT_TIMESTEPS = 4
 
@@ -67,6 +67,19 @@ def _precheck_out(out) -> None:
         raise ConfigError(f"{out}: output directory is not writable; choose a writable --out")
 
 
+def _add_nir_notes(report, loaded, timesteps: int) -> None:
+    """A .nir model's reading (dt, integration, producer) and import warnings go into the report's assumptions."""
+    graph = loaded.meta.get("graph") if loaded.kind == "nir" else None
+    if graph is None:
+        return
+    from spikeport.converter.nir_io import import_notes
+
+    assumptions, warnings = import_notes(graph, timesteps)
+    report.assumptions[0:0] = [*assumptions, *(f"WARNING: {w}" for w in warnings)]
+    report.meta["nir_import"] = dict(graph.meta["nir"]["semantics"])
+    report.meta["warnings"] = [*report.meta.get("warnings", []), *warnings]
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -90,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.manual_seed(args.seed)  # zoo models start from a seeded random init: reruns are identical
-    loaded = load_model(args.model, weights=args.weights, device=args.device, **parse_kv(args.model_arg))
+    loaded = load_model(args.model, weights=args.weights, device=args.device, nir_options=nir_options(args),
+                        **parse_kv(args.model_arg))
     in_shape = tuple(args.input_shape) if args.input_shape else loaded.input_shape
     t, t_origin = _timesteps(args, loaded)
     meta = {"model": args.model, "model_kind": loaded.kind}
@@ -126,7 +140,10 @@ def run(args: argparse.Namespace) -> int:
                      batch_size=args.batch_size, samples=args.samples, device=args.device, seed=args.seed,
                      progress=not args.no_progress and sys.stderr.isatty(), meta=meta,
                      allow_unmeasured=args.allow_unmeasured)
+    _add_nir_notes(report, loaded, t)
     files = write_report(report, out, force=args.force)
     print(report.summary())
+    for w in report.meta.get("warnings", []):
+        print(f"WARNING: {w}", file=sys.stderr)
     print(f"wrote {len(files)} files to {out}")
     return 0

@@ -10,6 +10,7 @@ A model may be given as:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ from torch import nn
 
 from spikeport.errors import ConfigError
 
-__all__ = ["LoadedModel", "load_model"]
+__all__ = ["LoadedModel", "load_model", "NIR_FLAGS"]
+
+NIR_FLAGS = {"producer": "--nir-from", "dt": "--dt", "integration": "--integration", "reset": "--nir-reset"}
+"""The command-line flag of each NIR reading option."""
 
 
 @dataclass
@@ -35,11 +39,16 @@ class LoadedModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def load_model(spec: str, *, weights: str | None = None, device: str = "cpu", **model_kwargs: Any) -> LoadedModel:
+def load_model(spec: str, *, weights: str | None = None, device: str = "cpu",
+               nir_options: Mapping[str, Any] | None = None, **model_kwargs: Any) -> LoadedModel:
     """Resolve ``spec`` (see module docstring) to a model in eval mode.
 
+    ``nir_options``: how a ``.nir`` file is read (``dt``, ``integration``, ``producer``, ``reset``; see
+    :func:`spikeport.converter.nir_io.from_nir`); ``None`` values are left to the file and the defaults.
+
     Raises:
-        ConfigError: ``weights`` given for anything but ``file.py:factory``, unknown names, bad files.
+        ConfigError: ``weights`` given for anything but ``file.py:factory``, NIR options for a model that is
+            not a ``.nir`` file, unknown names, bad files.
     """
     from spikeport.checkpoint import load_checkpoint
     from spikeport.models import MODELS, create_model, list_models
@@ -54,8 +63,12 @@ def load_model(spec: str, *, weights: str | None = None, device: str = "cpu", **
         return LoadedModel(model, spec, "checkpoint", info.timesteps, tuple(info.input_shape), info.encoder,
                            info.dataset, {"metrics": info.metrics, "model": info.model,
                                           "model_kwargs": info.model_kwargs})
+    given = {k: v for k, v in dict(nir_options or {}).items() if v is not None}
     if path.suffix == ".nir":
-        return _load_nir(path, device)
+        return _load_nir(path, device, given)
+    if given:
+        flags = ", ".join(NIR_FLAGS.get(k, k) for k in given)
+        raise ConfigError(f"{flags}: these options say how a .nir file is read; {spec} is not a .nir file")
     if ".py:" in spec:
         return _load_factory(spec, weights, device, model_kwargs)
     list_models()  # populate the registry
@@ -70,12 +83,12 @@ def load_model(spec: str, *, weights: str | None = None, device: str = "cpu", **
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _load_nir(path: Path, device: str) -> LoadedModel:
+def _load_nir(path: Path, device: str, options: Mapping[str, Any]) -> LoadedModel:
     try:
         from spikeport.converter.nir_io import load_nir_model
     except ModuleNotFoundError as e:  # pragma: no cover - converter always ships
         raise ConfigError(f"{path}: NIR import is not available in this build") from e
-    return load_nir_model(path, device=device)
+    return load_nir_model(path, device=device, **options)
 
 
 def _load_factory(spec: str, weights: str | None, device: str, model_kwargs: dict[str, Any]) -> LoadedModel:

@@ -31,13 +31,16 @@ __all__ = ["NirExport", "NirRunner", "export_nir", "to_graph"]
 
 @dataclass
 class NirExport:
-    """What :func:`export_nir` wrote: ``path``, node/edge counts, the import-back check and file size."""
+    """What :func:`export_nir` wrote: ``path``, node/edge counts, the import-back check, file size, the step
+    recorded in the file and the importer it was written for."""
 
     path: Path
     nodes: int
     edges: int
     check: Comparison | None
     size_bytes: int
+    dt: float = 1e-4
+    consumer: str = "spikeport"
 
 
 def to_graph(model: Any, input_shape: Sequence[int] | None = None) -> Any:
@@ -54,23 +57,25 @@ def to_graph(model: Any, input_shape: Sequence[int] | None = None) -> Any:
 class NirRunner(TorchRunner):
     """Run a ``.nir`` file: imported to the IR and executed by the torch reference executor."""
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu") -> None:
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", **options: Any) -> None:
         from spikeport.converter.nir_io import read_nir
 
-        super().__init__(read_nir(path), device=device)
+        super().__init__(read_nir(path, **options), device=device)
         self.runtime = "nir-import"
 
 
 def export_nir(model: Any, path: str | os.PathLike, *, input_shape: Sequence[int] | None = None,
-               dt: float | None = None, check: bool = True, timesteps: int | None = None, batch: int = 2,
-               seed: int = 0, scale: float = 1.0, atol: float = DEFAULT_ATOL,
-               tie_eps: float = DEFAULT_TIE_EPS) -> NirExport:
+               dt: float | None = None, consumer: str = "spikeport", check: bool = True,
+               timesteps: int | None = None, batch: int = 2, seed: int = 0, scale: float = 1.0,
+               atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS) -> NirExport:
     """Write ``model`` as a NIR file at ``path`` (atomic) and check it by importing it back.
 
     Args:
         model: ``nn.Module`` (traced), ``SpikeGraph`` or ``LoweredModule`` (not modified).
         path: output ``.nir`` file.
-        dt: NIR timestep in seconds (default: the converter's ``DEFAULT_DT``).
+        dt: NIR timestep in seconds (default: the consumer's, else 1e-4), recorded in the file's metadata.
+        consumer: the importer the file is written for (``--nir-for``; see
+            :mod:`spikeport.converter.nir_io.consumers`): nodes it would misread are refused.
         check: re-import and compare with the original on ``rand(T, batch(+1), ...) * scale``.
         timesteps: T of the check (default ``model.timesteps``, else 4).
         atol, tie_eps: see :mod:`spikeport.targets.verify`.
@@ -79,21 +84,21 @@ def export_nir(model: Any, path: str | os.PathLike, *, input_shape: Sequence[int
         UnsupportedNodeError: nodes NIR cannot represent (all listed).
         ExportError: writing or the import-back check failed (nothing left at ``path``).
     """
-    from spikeport.converter.nir_io import DEFAULT_DT, read_nir, to_nir, write_nir
+    from spikeport.converter.nir_io import export_dt, read_nir, to_nir, write_nir
     from spikeport.models.encoders import check_timesteps
 
     graph = to_graph(model, input_shape)
-    step = DEFAULT_DT if dt is None else dt
-    ng = to_nir(graph, step)  # raises UnsupportedNodeError listing every blocking node
+    step = export_dt(dt, consumer)
+    ng = to_nir(graph, step, consumer=consumer)  # raises UnsupportedNodeError listing every blocking node
     dest = Path(path)
     comp = None
     with atomic_path(dest) as tmp:
-        write_nir(graph, tmp, step)
+        write_nir(graph, tmp, step, consumer=consumer)
         if check:
             t = check_timesteps(timesteps if timesteps is not None else (getattr(model, "timesteps", None) or 4))
             ref = TorchRunner(graph)
             check_input_budget(t, batch + 1, ref.input_shape)
-            back = TorchRunner(read_nir(tmp, step))
+            back = TorchRunner(read_nir(tmp))  # dt and integration from the file's metadata
             back.runtime = "nir-import"
             g = torch.Generator().manual_seed(seed)
             batches = [(torch.rand(t, b, *ref.input_shape, generator=g) * scale, None) for b in (batch, batch + 1)]
@@ -101,4 +106,4 @@ def export_nir(model: Any, path: str | os.PathLike, *, input_shape: Sequence[int
             if not comp.ok:
                 raise ExportError(f"{dest.name}: the NIR file imported back disagrees with the model: "
                                   f"{comp.describe()}")
-    return NirExport(dest, len(ng.nodes), len(ng.edges), comp, dest.stat().st_size)
+    return NirExport(dest, len(ng.nodes), len(ng.edges), comp, dest.stat().st_size, step, consumer)
