@@ -25,6 +25,15 @@ python number), ``/`` by a number (Scale by its inverse: not bit-exact),
 ``torch.cat`` (Concat), ``flatten`` (Flatten), ``relu`` (ReLU) and the no-ops
 ``contiguous``/``clone``/``detach``. Tensors are ``[T, B, ...]``: operations on
 the T or B axes are refused.
+
+**Time layouts.** ``trace(model, shape, time_layout=...)`` traces a model whose tensors
+are laid out otherwise (:mod:`spikeport.converter.layout`): ``bt`` ``[B, T, ...]``,
+``bt-flat`` ``[B*T, ...]``, ``time-last`` ``[B, ..., T]``, or ``step`` (a model called once
+per step with ``[B, ...]``; its graph is the per-step network, executed over every step).
+Every per-step op is the same in all layouts; ``dim`` arguments and ``Flatten`` modules are
+mapped through the layout's leading axes, and framework neuron adapters check that the
+module is called the way the layout says (:func:`current_layout`). Leaf modules that return
+``(output, state)`` (Norse cells, ``SequentialState``) are followed through ``[0]``.
 """
 
 from __future__ import annotations
@@ -35,7 +44,8 @@ import dataclasses
 import logging
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from types import MappingProxyType
+from typing import Any
 
 import torch
 import torch.nn.functional as TF
@@ -46,18 +56,57 @@ from spikeport.converter.ir import Add, Concat, Flatten, Input, IRNode, Mul, Out
 from spikeport.errors import GraphError
 
 __all__ = ["Handler", "register_handler", "unregister_handler", "resolve_handler", "convert_module", "SpikeTracer",
-           "trace"]
+           "trace", "current_layout", "layout_scope", "step_axis"]
 
 log = logging.getLogger(__name__)
 
-HandlerResult = Union[IRNode, Sequence[IRNode], None]
+HandlerResult = IRNode | Sequence[IRNode] | None
 Handler = Callable[[nn.Module, str], HandlerResult]
 HandlerTable = Mapping[type, Handler | None]
 
 _USER_HANDLERS: dict[type, Handler | None] = {}
 _MISSING = object()
-_ACTIVE_EXTRA: contextvars.ContextVar[HandlerTable] = contextvars.ContextVar("spikeport_extra_handlers", default={})
+_NO_HANDLERS: HandlerTable = MappingProxyType({})
+_ACTIVE_EXTRA: contextvars.ContextVar[HandlerTable] = contextvars.ContextVar("spikeport_extra_handlers",
+                                                                             default=_NO_HANDLERS)
+_LAYOUT: contextvars.ContextVar[str] = contextvars.ContextVar("spikeport_time_layout", default="tb")
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_ROOT = "_spikeport_root"
+
+
+def current_layout() -> str:
+    """The time layout the module being converted is called with (``tb`` outside a trace)."""
+    return _LAYOUT.get()
+
+
+@contextlib.contextmanager
+def layout_scope(layout: str) -> Iterator[None]:
+    """Convert modules under ``layout`` (e.g. the per-step children of a multi-step container)."""
+    from spikeport.converter.layout import check_layout
+
+    tok = _LAYOUT.set(check_layout(layout))
+    try:
+        yield
+    finally:
+        _LAYOUT.reset(tok)
+
+
+def step_axis(dim: int, what: str) -> int:
+    """A ``dim`` of a tensor in the current layout as a per-step axis (GraphError for time/batch axes)."""
+    from spikeport.converter.layout import LEAD_AXES, describe
+
+    layout = current_layout()
+    lead = LEAD_AXES[layout]
+    if dim < 0:
+        if layout == "time-last":
+            if dim == -1:
+                raise GraphError(f"{what} over dim -1 touches the time axis of a time-last tensor [B, ..., T]")
+            return dim + 1
+        return dim
+    if dim < lead:
+        raise GraphError(f"{what} over dim {dim} touches the time/batch axes of a {describe(layout)} tensor; only "
+                         f"per-step axes (dim >= {lead}) can be traced")
+    return dim - lead
 
 
 def register_handler(cls: type, fn: Handler | None = None, *, replace: bool = False) -> Any:
@@ -206,25 +255,63 @@ def _active_extra(extra: HandlerTable) -> Iterator[None]:
         _ACTIVE_EXTRA.reset(tok)
 
 
+class _Root(nn.Module):
+    """Wraps a root module that is itself a leaf (e.g. a Norse SequentialState) so fx calls it as one."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        setattr(self, _ROOT, net)
+
+    def forward(self, x: Any) -> Any:
+        return getattr(self, _ROOT)(x)
+
+
+_LOOP_HINTS = ("cannot be iterated", "control flow", "cannot be interpreted as an integer", "Proxy")
+
+
+def _trace_error(model: nn.Module, e: Exception, layout: str) -> GraphError:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = f"torch.fx cannot trace {type(model).__name__}.forward: {type(e).__name__}: {msg}"
+    if any(h in msg for h in _LOOP_HINTS):
+        text += (f". The forward looks like a loop over time steps (or other data-dependent Python). spikeport traces "
+                 f"one step at a time: give it the per-step network (e.g. an nn.Sequential of the layers with "
+                 f"stateful neurons such as snnTorch init_hidden=True) and --time-layout step; `spikeport energy "
+                 f"--no-trace` measures this model as it is with runtime hooks (traced with time layout '{layout}')")
+    return GraphError(text)
+
+
 def trace(model: nn.Module, input_shape: Sequence[int] | Sequence[Sequence[int]] | None = None, *,
-          extra_handlers: HandlerTable | None = None, name: str | None = None) -> SpikeGraph:
+          extra_handlers: HandlerTable | None = None, name: str | None = None,
+          time_layout: str | None = None) -> SpikeGraph:
     """Trace ``model`` into a validated :class:`SpikeGraph` (shapes inferred; the model is not run or changed).
 
     The IR captures inference semantics (BatchNorm running statistics, dropout
     off, paper-method modules' eval behaviour), whatever mode ``model`` is in.
 
     Args:
-        model: a multi-step model taking ``[T, B, *input_shape]``.
+        model: a multi-step model taking ``[T, B, *input_shape]``, a model in another time layout
+            (see ``time_layout``), or a :class:`spikeport.frameworks.ForeignModel` (its layout is used).
         input_shape: per-timestep input shape ``(C, H, W)`` / ``(F,)`` (one per forward
             argument for multi-input models); default ``model.default_input_shape``.
         extra_handlers: ``{module class: handler or None}`` for this call; overrides all others.
         name: graph name (default: the zoo name or the model's class name).
+        time_layout: how ``model`` lays out time and batch (:mod:`spikeport.converter.layout`); default
+            ``tb`` (``[T, B, ...]``). The graph is always executed on ``[T, B, ...]``.
 
     Raises:
         GraphError: unknown modules, untraceable code or inconsistent shapes (naming the module/node).
     """
+    from spikeport.converter.layout import check_layout
+
     if not isinstance(model, nn.Module):
         raise GraphError(f"trace: expected a torch.nn.Module, got {type(model).__name__}")
+    inner = getattr(model, "spikeport_inner", None)
+    if isinstance(inner, nn.Module):  # a ForeignModel: trace the user's module in its own layout
+        time_layout = time_layout or getattr(model, "time_layout", None)
+        if input_shape is None:
+            input_shape = getattr(model, "default_input_shape", None)
+        model = inner
+    layout = check_layout(time_layout or "tb")
     if input_shape is None:
         input_shape = getattr(model, "default_input_shape", None)
         if input_shape is None:
@@ -232,17 +319,18 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Sequence[Sequence[int]]
                              "e.g. (1, 8, 8)")
     shapes = _input_shapes(input_shape)
     gname = name or getattr(model, "zoo_name", None) or type(model).__name__
-    with _active_extra(extra_handlers or {}):
+    with _active_extra(extra_handlers or {}), layout_scope(layout):
+        root = _Root(model) if resolve_handler(model) is not _MISSING else model
         tracer = SpikeTracer()
         try:
-            fx_graph = tracer.trace(model)
+            fx_graph = tracer.trace(root)
         except GraphError:
             raise
         except Exception as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise GraphError(f"torch.fx cannot trace {type(model).__name__}.forward: {type(e).__name__}: {msg}") from e
-        graph = _FxToIR(model, fx_graph, shapes, gname).run()
-    graph.meta.update({"source": gname, "input_shape": shapes[0] if len(shapes) == 1 else shapes})
+            raise _trace_error(model, e, layout) from e
+        graph = _FxToIR(root, fx_graph, shapes, gname).run()
+    graph.meta.update({"source": gname, "input_shape": shapes[0] if len(shapes) == 1 else shapes,
+                       "time_layout": layout})
     return graph.validate()
 
 
@@ -279,6 +367,7 @@ class _FxToIR:
         self.env: dict[fx.Node, Any] = {}  # fx node -> IR node name (str) or ('const', value)
         self.calls: dict[str, int] = {}
         self.taken: set[str] = set(dict(model.named_modules()).keys())
+        self.tuples: set[fx.Node] = set()  # leaf calls returning (output, state, ...)
 
     def unique(self, base: str) -> str:
         """``base`` or ``base_k``: not yet in the graph and not the name of a (differently placed) module."""
@@ -311,6 +400,10 @@ class _FxToIR:
         out = []
         for a in args:
             v = self.env.get(a) if isinstance(a, fx.Node) else None
+            if isinstance(v, tuple) and v and v[0] == "state":
+                raise GraphError(f"operation '{n.name}'{self.where(n)} uses item {v[2]} of the output of '{v[1]}' "
+                                 "(its state); spikeport traces the spike output (item 0) only. Keep the state "
+                                 "inside the module (e.g. snnTorch init_hidden=True) or pass only the spikes on")
             if isinstance(a, fx.Node) and not isinstance(v, str):
                 raise GraphError(f"operation '{n.name}'{self.where(n)} uses a constant tensor ({a.target}); only "
                                  "activations flowing from the inputs are supported")
@@ -357,10 +450,21 @@ class _FxToIR:
         name = target if k == 0 else f"{target}@{k}"
         if n.kwargs and any(isinstance(v, fx.Node) for v in n.kwargs.values()):
             raise GraphError(f"module '{target}' is called with tensor keyword arguments; pass tensors positionally")
-        inputs = self.tensor_inputs(n, n.args)
+        inputs = self.tensor_inputs(n, [a for a in n.args if not (isinstance(a, fx.Node) and
+                                                                    self._is_state(a))])
+        if target == _ROOT:
+            name = "" if next(mod.children(), None) is not None else type(mod).__name__
         nodes = convert_module(mod, name)
-        meta = {"module": target, "module_type": _qualname(type(mod))}
+        meta = {"module": target if target != _ROOT else "", "module_type": _qualname(type(mod))}
         self.add_nodes(nodes, inputs, n, meta)
+        handler = resolve_handler(mod)
+        if callable(getattr(handler, "returns_tuple", None)) and handler.returns_tuple(mod):
+            self.tuples.add(n)
+
+    def _is_state(self, a: fx.Node) -> bool:
+        """A state argument handed back to a stateful module (``None`` placeholders are not fx nodes)."""
+        v = self.env.get(a)
+        return isinstance(v, tuple) and bool(v) and v[0] == "state"
 
     def _op_call_function(self, n: fx.Node) -> None:
         self._elementwise(n, n.target, list(n.args), dict(n.kwargs))
@@ -371,6 +475,7 @@ class _FxToIR:
     def _op_output(self, n: fx.Node) -> None:
         res = n.args[0]
         outs = list(res) if isinstance(res, (tuple, list)) else [res]
+        outs = [o for o in outs if not (isinstance(o, fx.Node) and self._is_state(o))]  # returned neuron states
         for i, o in enumerate(outs):
             if not isinstance(o, fx.Node) or not isinstance(self.env.get(o), str):
                 raise GraphError(f"{type(self.model).__name__}.forward returns {type(o).__name__} at output {i}; "
@@ -379,6 +484,10 @@ class _FxToIR:
             self.g.add(Output(self.unique(base), index=i), [self.env[o]])
 
     def _elementwise(self, n: fx.Node, target: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+        if target is operator.getitem and args and isinstance(args[0], fx.Node) and args[0] in self.tuples:
+            src, idx = args[0], args[1]
+            self.env[n] = self.env[src] if idx == 0 else ("state", self.env[src], idx)
+            return
         tname = getattr(target, "__name__", str(target))
         key: Any = target
         name = self.unique(n.name)

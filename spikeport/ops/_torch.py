@@ -101,7 +101,7 @@ class NeuronModule(nn.Module):
         self._floats: dict[str, Any] = {}
         for p in dyn.params:
             v = getattr(node, p)
-            v = buffer(v, len(in_shape)) if not isinstance(v, (bool, str)) else v
+            v = buffer(v, len(in_shape)) if not isinstance(v, (bool, str, int)) else v  # ints stay ints
             if isinstance(v, torch.Tensor):
                 self.register_buffer(p, v)
             else:
@@ -115,7 +115,7 @@ class NeuronModule(nn.Module):
 
     def _params(self) -> dict[str, Any]:
         p = dict(self._floats)
-        p.update({k: b for k, b in self.named_buffers(recurse=False)})
+        p.update(dict(self.named_buffers(recurse=False)))
         p["surrogate"] = self.surrogate
         return p
 

@@ -162,11 +162,16 @@ register_op(OpSpec(
 
 # ---------------------------------------------------------------- shape
 def _from_flatten(m: nn.Flatten, name: str) -> ir.Flatten:
+    from spikeport.converter.tracer import current_layout, step_axis
+
     def per_step(d: int) -> int:
-        if 0 <= d < 2:
+        if current_layout() == "tb" and 0 <= d < 2:
             raise GraphError(f"module '{name}': Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) merges the time/"
                              "batch axes of [T, B, ...]; use spikeport.models.layers.Flatten (flattens dims >= 2)")
-        return d - 2 if d >= 2 else d
+        try:
+            return step_axis(d, f"module '{name}': Flatten(start_dim={m.start_dim}, end_dim={m.end_dim})")
+        except GraphError as e:
+            raise GraphError(f"{e}; flatten only the per-sample axes") from None
 
     return ir.Flatten(name, start_dim=per_step(m.start_dim), end_dim=per_step(m.end_dim))
 

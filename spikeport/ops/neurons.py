@@ -97,9 +97,29 @@ def _lif_step(x: torch.Tensor, v: torch.Tensor, p: Mapping[str, Any]) -> tuple[t
     return _fire_reset(_lif_charge(x, v, p["inv_tau"], 0.0 if vr is None else vr, p["decay_input"]), p)
 
 
+def _lif_divide_step(x: torch.Tensor, v: torch.Tensor, p: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """LIF dividing by tau, in SpikingJelly's operation order (``_ops/lif/cpu.py:_forward_impl``)."""
+    vr = 0.0 if p["v_reset"] is None else p["v_reset"]
+    tau = p["tau"]
+    h = v + (x - (v - vr)) / tau if p["decay_input"] else v - (v - vr) / tau + x
+    return _fire_reset(h, p)
+
+
+def _lif_any_step(x: torch.Tensor, v: torch.Tensor, p: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    return (_lif_divide_step if p["tau_arithmetic"] == "divide" else _lif_step)(x, v, p)
+
+
 def _lif_inv_tau(p: Mapping[str, Any]) -> dict[str, Any]:
     """``1/tau`` exactly as :class:`spikeport.models.neurons.LIF` computes it."""
     return {"inv_tau": 1.0 / p["tau"]}
+
+
+def _start(x: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
+    """Initial membrane: 0, or ``v_reset`` for nodes that start there (SpikingJelly)."""
+    v = torch.zeros_like(x)
+    if p.get("start_at_reset") and p["v_reset"] is not None:
+        v = v + p["v_reset"]
+    return v
 
 
 def _dalif_step(x: torch.Tensor, v: torch.Tensor, p: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,6 +195,8 @@ def _loihi_cuba(node: ir.CubaLIF) -> Any:
 def _nir_thresholds(node: Any, ctx: NirContext) -> tuple[np.ndarray, np.ndarray]:
     if node.v_reset is None:
         raise Refusal("soft reset (NIR neurons reset to v_reset)")
+    if getattr(node, "start_at_reset", False) and np.any(np.asarray(node.v_reset) != 0):
+        raise Refusal("a membrane starting at v_reset != 0 (NIR neurons start at 0)")
     return _nir.full(node.v_threshold, ctx.shape), _nir.full(node.v_reset, ctx.shape)
 
 
@@ -332,21 +354,23 @@ _NO_THRESHOLD_MODULE = Refused("no torch module maps to a stateless Threshold; i
 
 register_op(OpSpec(
     ir.IF, "integrate-and-fire neuron", _execute, modules=_adapter(N.IF, _from_if),
-    dynamics=NeuronDynamics(("v_threshold", "v_reset"), _if_step),
+    dynamics=NeuronDynamics(("v_threshold", "v_reset", "start_at_reset"), _if_step, init_state=_start),
     energy=neuron_rule(0, 2, "IF"),
     nir=NirMapping(_nir_if, {"IF": _import_if}),
     loihi=LoihiMapping("neuron", _loihi_if)))
 
 register_op(OpSpec(
     ir.LIF, "leaky integrate-and-fire neuron (fixed tau)", _execute, modules=_adapter(N.LIF, _from_lif),
-    dynamics=NeuronDynamics(("v_threshold", "v_reset", "tau", "decay_input"), _lif_step, derived=_lif_inv_tau),
+    dynamics=NeuronDynamics(("v_threshold", "v_reset", "tau", "decay_input", "tau_arithmetic", "start_at_reset"),
+                            _lif_any_step, init_state=_start, derived=_lif_inv_tau),
     energy=_LIF_RULE,
     nir=NirMapping(_nir_lif, {"LIF": _import_lif}),
     loihi=LoihiMapping("neuron", _loihi_lif)))
 
 register_op(OpSpec(
     ir.PLIF, "parametric LIF neuron (learned 1/tau)", _execute, modules=_adapter(N.PLIF, _from_plif),
-    dynamics=NeuronDynamics(("v_threshold", "v_reset", "inv_tau", "decay_input"), _lif_step),
+    dynamics=NeuronDynamics(("v_threshold", "v_reset", "inv_tau", "decay_input", "start_at_reset"), _lif_step,
+                            init_state=_start),
     energy=_LIF_RULE,
     nir=NirMapping(_nir_plif, import_note="exported as NIR LIF (tau = 1/inv_tau), which imports back as LIF "
                                           "with the same equation"),

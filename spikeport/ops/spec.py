@@ -104,6 +104,8 @@ class ModuleAdapter:
             (composite modules); single-op adapters use their op's rule.
         framework: where the class comes from (``torch``, ``spikeport``, ``spikingjelly``, ...).
         op: the IR node type a single-op adapter produces (set by :func:`register_op`).
+        tuple_output: the module returns ``(output, state, ...)`` (a bool, or ``fn(module) -> bool``):
+            the tracer follows ``[0]`` as the node's output and refuses uses of the other items.
     """
 
     module: type | str
@@ -113,6 +115,11 @@ class ModuleAdapter:
     energy: OpRule | None = None
     framework: str = "torch"
     op: type | None = None
+    tuple_output: bool | Callable[[Any], bool] = False
+
+    def returns_tuple(self, m: Any) -> bool:
+        """Whether module ``m`` returns a tuple whose first item is the node's output."""
+        return bool(self.tuple_output(m)) if callable(self.tuple_output) else bool(self.tuple_output)
 
     def check(self, m: Any, name: str) -> None:
         """Refuse ``m`` if its class overrides a checked method outside the known classes (and their bases)."""

@@ -169,7 +169,7 @@ class _StreamGraph(nn.Module):
     def forward(self, x_t: torch.Tensor, *flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
         state: dict[str, Any] = {}
         fields: dict[str, dict[str, torch.Tensor]] = {}
-        for s, v in zip(self._specs, flat):
+        for s, v in zip(self._specs, flat, strict=False):
             if s.field is None:
                 state[s.key] = v
             else:
@@ -201,7 +201,7 @@ def _state_specs(executor: Any, input_shape: tuple[int, ...]) -> tuple[list[_Sta
         else:
             raise ExportError(f"node '{key}': state of type {type(v2).__name__} cannot be an ONNX input")
         for f, a, b in parts:
-            axes = [i for i, (p, q) in enumerate(zip(a.shape, b.shape)) if p != q]
+            axes = [i for i, (p, q) in enumerate(zip(a.shape, b.shape, strict=False)) if p != q]
             axis = axes[0] if axes else None
             shape = tuple(1 if i == axis else d for i, d in enumerate(a.shape))
             specs.append(_StateSpec(key, f, shape, axis))
@@ -441,6 +441,13 @@ def export_onnx_stream(model: Any, path: str | os.PathLike, *, input_shape: Sequ
             desc.append(f"{n} ({node.op}{'' if causal else ', non-causal'})")
         raise UnsupportedNodeError(f"onnx-stream: {len(seq)} node(s) need the whole sequence and cannot run one "
                                    f"step at a time: {', '.join(desc)}; export with --target onnx instead")
+    from spikeport.ops import refusal, spec_of
+
+    refused = [f"{n} ({node.op}: {why})" for n, node in executor.graph.nodes().items()
+               if (why := refusal(spec_of(node), "onnx_stream", node)) is not None]
+    if refused:
+        raise UnsupportedNodeError(f"onnx-stream: {len(refused)} node(s) cannot be exported step by step: "
+                                   f"{'; '.join(refused)}; export with --target onnx instead")
     layers = spike_layers(executor)
     names = [n for n, _ in layers] if spikes else []
     specs, templates = _state_specs(executor, shape)
@@ -449,12 +456,12 @@ def export_onnx_stream(model: Any, path: str | os.PathLike, *, input_shape: Sequ
     state_out = [f"new_state.{s.label}" for s in specs]
     outputs = ["logits", *state_out] + [f"spikes.{n}" for n in names]
     axes: dict[str, int | None] = {"x": 0, "logits": 0, **{f"spikes.{n}": 0 for n in names}}
-    for s, i, o in zip(specs, state_in, state_out):
+    for s, i, o in zip(specs, state_in, state_out, strict=False):
         axes[i] = axes[o] = s.batch_axis
     meta = {"format": META_FORMAT, "kind": "stream", "timesteps": None, "input_shape": list(shape), "input": "x",
             "logits": "logits", "spikes": _layers_meta(names), "exporter": exporter, "ir": True,
             "states": [{"input": i, "output": o, "node": s.key, "field": s.field, "shape": list(s.shape),
-                        "batch_axis": s.batch_axis} for s, i, o in zip(specs, state_in, state_out)],
+                        "batch_axis": s.batch_axis} for s, i, o in zip(specs, state_in, state_out, strict=False)],
             "source": source or getattr(model, "zoo_name", type(model).__name__)}
     x_t = torch.zeros(batch, *shape)
     zeros = [torch.zeros(tuple(batch if i == s.batch_axis else d for i, d in enumerate(s.shape))) for s in specs]
@@ -520,9 +527,9 @@ class OnnxRunner:
         self.layers = [layer for _, layer in self.meta["spikes"]]
         self._outputs = [o.name for o in self.session.get_outputs()]
         declared = self.session.get_inputs()[0].shape
-        fixed = [d for d in declared[-len(self.input_shape):]] if self.input_shape else []
+        fixed = list(declared[-len(self.input_shape):]) if self.input_shape else []
         if len(declared) != len(self.input_shape) + (2 if self.kind == "sequence" else 1) or any(
-                isinstance(d, int) and d != s for d, s in zip(fixed, self.input_shape)):
+                isinstance(d, int) and d != s for d, s in zip(fixed, self.input_shape, strict=False)):
             raise DataError(f"{self.path}: graph input {declared} does not match its spikeport metadata "
                             f"(per-step shape {list(self.input_shape)}); the file was edited, re-export it")
 
@@ -548,7 +555,7 @@ class OnnxRunner:
         xa = x.detach().to("cpu", torch.float32).numpy()
         spike_out = dict(self.meta["spikes"])
         if self.kind == "sequence":
-            res = dict(zip(self._outputs, self._session_run({"x": xa})))
+            res = dict(zip(self._outputs, self._session_run({"x": xa}), strict=False))
             return RunResult(torch.from_numpy(res["logits"]),
                              {spike_out[o]: torch.from_numpy(v) != 0 for o, v in res.items() if o in spike_out},
                              self.runtime)
@@ -566,7 +573,7 @@ class OnnxRunner:
         logits, spk = [], {o: [] for o in spike_out}
         for t in range(xa.shape[0]):
             feed["x"] = xa[t]
-            res = dict(zip(self._outputs, self._session_run(feed)))
+            res = dict(zip(self._outputs, self._session_run(feed), strict=False))
             logits.append(res["logits"])
             for o in spk:
                 spk[o].append(res[o])

@@ -51,6 +51,20 @@ def sample_nodes() -> list[tuple[ir.IRNode, list[tuple[int, ...]]]]:
         (ir.FSTA("fsta", channels=4, timesteps=2, freq_num=49, reduction=1, alpha=np.array(0.5, np.float32),
                  beta=np.array(0.5, np.float32), theta_t=np.array(0.6, np.float32),
                  theta_s=np.array(0.5, np.float32), fc_t=f(2, 2), attn_w1=f(1, 49, 7, 7)), [(4, 8, 8)]),
+        (ir.SnnTorchLeaky("leaky", beta=0.8, threshold=np.array([0.5, 1.0, 1.5], np.float32)), [(3,)]),
+        (ir.SnnTorchSynaptic("synaptic", alpha=0.6, beta=0.85, threshold=0.7, reset_mechanism="zero",
+                             reset_delay=False), [(4,)]),
+        (ir.NorseLIF("nlif", tau_syn_inv=200.0, tau_mem_inv=100.0, v_leak=0.1, v_th=0.5, v_reset=-0.1, dt=1e-2),
+         [(3,)]),
+        (ir.NorseLIFBox("nbox", tau_mem_inv=np.full((2, 1, 1), 100.0), v_th=0.4, reset="subtract", dt=5e-3),
+         [(2, 3, 3)]),
+        (ir.SinabsLIF("sinabs", alpha_mem=0.8, spike_threshold=0.6, alpha_syn=0.5, spike="multi", reset="subtract",
+                      min_v_mem=-0.5, norm_input=True), [(4,)]),
+        (ir.SlayerCUBA("slayer", current_decay=1024, voltage_decay=123, threshold=0.5), [(4,)]),
+        (ir.Delay("delay", steps=2), [(3,)]),
+        (ir.Quantize("quant", step=1 / 32, minimum=-4.0, maximum=3.96875), [(4,)]),
+        (ir.SlayerDense("sdense", weight=f(4, 6)), [(6,)]),
+        (ir.SlayerPool("spool", kernel_size=2, stride=2), [(2, 4, 4)]),
     ]
 
 

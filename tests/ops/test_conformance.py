@@ -123,8 +123,9 @@ MORE_BYPASSES = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)  # l
 
 
 def test_every_traceable_adapter_has_a_module_example():
-    adapters = builtin_adapters()
-    missing = [c.__qualname__ for c in adapters if c not in MODULES and c not in RECORD_ONLY + MORE_BYPASSES]
+    adapters = builtin_adapters()  # framework classes (named by string) are covered in tests/frameworks
+    missing = [c.__qualname__ for c in adapters if isinstance(c, type) and c not in MODULES
+               and c not in RECORD_ONLY + MORE_BYPASSES]
     assert not missing, f"add a module example for {missing}"
     assert all(adapters[c] is None for c in MORE_BYPASSES)
 
@@ -185,7 +186,8 @@ def _independent(spec, node, xs, out):
         ceil = getattr(node, "ceil_mode", False)
         return {"elem_adds": float(F.avg_pool2d(x, k, s, p, ceil_mode=ceil, divisor_override=1).sum()) / b}
     if role in ("neuron", "activation"):
-        counts = {"rate": float((out != 0).double().mean())}
+        counts_out = bool(torch.equal(out, out.round())) and float(out.min()) >= 0  # spikes or spike counts
+        counts = {"rate": float(out.double().mean()) if counts_out else float((out != 0).double().mean())}
         if role == "neuron":
             counts["neuron_updates"] = out[0].numel() / b * out.shape[0]
         return counts
@@ -333,7 +335,8 @@ def test_loihi_neuron_mapping_reproduces_the_float_neuron(spec):
 
     node = {"IF": ir.IF("n", v_threshold=0.8), "LIF": ir.LIF("n", tau=3.0, decay_input=True, v_threshold=0.3),
             "PLIF": ir.PLIF("n", inv_tau=np.array(0.3), decay_input=False),
-            "DALIF": ir.DALIF("n", alpha=0.8, beta=0.6), "CubaLIF": ir.CubaLIF("n", i_decay=0.5, v_decay=0.25)}
+            "DALIF": ir.DALIF("n", alpha=0.8, beta=0.6), "CubaLIF": ir.CubaLIF("n", i_decay=0.5, v_decay=0.25),
+            "SinabsLIF": ir.SinabsLIF("n", alpha_mem=0.75, spike_threshold=0.8, spike="single", reset="reset")}
     n = node[spec.name]
     rng = np.random.default_rng(0)
     w, b = rng.normal(0.2, 0.7, (5, 6)), rng.normal(0, 0.1, 5)

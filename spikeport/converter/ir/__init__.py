@@ -1,6 +1,19 @@
 """IR node types, one module per family (see :mod:`spikeport.converter.ir.node` for conventions)."""
 
 from spikeport.converter.ir.arith import Add, Concat, Mul, ReLU, Scale
+from spikeport.converter.ir.frameworks import (
+    FRAMEWORK_NEURON_TYPES,
+    Delay,
+    NorseLIF,
+    NorseLIFBox,
+    Quantize,
+    SinabsLIF,
+    SlayerCUBA,
+    SlayerDense,
+    SlayerPool,
+    SnnTorchLeaky,
+    SnnTorchSynaptic,
+)
 from spikeport.converter.ir.io import Input, Output
 from spikeport.converter.ir.methods import (
                                           FSTA,
@@ -30,4 +43,6 @@ __all__ = [
     "Add", "Mul", "Concat", "Scale", "ReLU",
     "TemporalShift", "TemporalPositionEncoding", "GCAttention", "StepAttention", "FSTA", "METHOD_TYPES",
     "Input", "Output",
+    "SnnTorchLeaky", "SnnTorchSynaptic", "NorseLIF", "NorseLIFBox", "SinabsLIF", "SlayerCUBA", "FRAMEWORK_NEURON_TYPES",
+    "Delay", "Quantize", "SlayerDense", "SlayerPool",
 ]

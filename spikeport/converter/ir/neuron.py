@@ -16,7 +16,7 @@ Parameters are python floats (shared) or numpy arrays broadcast leading-aligned
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -52,10 +52,15 @@ class NeuronNode(IRNode):
 
     def _check_common(self) -> None:
         _positive(self, "v_threshold")
+        start = getattr(self, "start_at_reset", False)
+        if not isinstance(start, (bool, np.bool_)):
+            raise self._fail("start_at_reset", f"must be a bool, got {start!r}")
+        if hasattr(self, "start_at_reset"):
+            object.__setattr__(self, "start_at_reset", bool(start))
 
     def _out_shape(self, in_shapes: list[Shape]) -> Shape:
         s = in_shapes[0]
-        names = [n for n in self.arrays()]
+        names = list(self.arrays())
         self._require_param_shapes(s, 0, *names)
         return s
 
@@ -67,10 +72,12 @@ class IF(NeuronNode):
     Args:
         v_threshold: :math:`V_{th}` (> 0).
         v_reset: hard-reset value, ``None`` for soft reset.
+        start_at_reset: (keyword) the membrane starts at ``v_reset`` instead of 0 (SpikingJelly).
     """
 
     v_threshold: Param = param_field(1.0)
     v_reset: Param | None = param_field(0.0, optional=True)
+    start_at_reset: bool = field(default=False, kw_only=True)
 
     def _check(self) -> None:
         self._check_common()
@@ -85,17 +92,26 @@ class LIF(NeuronNode):
 
     with :math:`V_{leak} = V_{reset}` (hard reset) or 0 (soft reset).
 
+    ``tau_arithmetic`` says how the charge scales by :math:`1/\tau`: ``"reciprocal"`` multiplies by
+    ``1.0 / tau`` (spikeport's LIF, the default), ``"divide"`` divides by ``tau``
+    (SpikingJelly's ``LIFNode``: ``v + (x - (v - v_reset)) / tau``). The two round differently in
+    float32, so each model is exact only with its own.
+
     Args:
-        tau: :math:`\tau` (> 0; the executor uses ``1.0 / tau``).
+        tau: :math:`\tau` (> 0).
         decay_input: whether the input is scaled by :math:`1/\tau`.
         v_threshold: :math:`V_{th}` (> 0).
         v_reset: hard-reset value, ``None`` for soft reset.
+        tau_arithmetic: (keyword) ``"reciprocal"`` or ``"divide"``, see above.
+        start_at_reset: (keyword) the membrane starts at ``v_reset`` instead of 0 (SpikingJelly).
     """
 
     tau: Param = param_field(2.0)
     decay_input: bool = True
     v_threshold: Param = param_field(1.0)
     v_reset: Param | None = param_field(0.0, optional=True)
+    tau_arithmetic: str = field(default="reciprocal", kw_only=True)
+    start_at_reset: bool = field(default=False, kw_only=True)
 
     def _check(self) -> None:
         self._check_common()
@@ -103,6 +119,8 @@ class LIF(NeuronNode):
         if not isinstance(self.decay_input, (bool, np.bool_)):
             raise self._fail("decay_input", f"must be a bool, got {self.decay_input!r}")
         object.__setattr__(self, "decay_input", bool(self.decay_input))
+        if self.tau_arithmetic not in ("reciprocal", "divide"):
+            raise self._fail("tau_arithmetic", f"must be 'reciprocal' or 'divide', got {self.tau_arithmetic!r}")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -112,13 +130,14 @@ class PLIF(NeuronNode):
     Args:
         inv_tau: :math:`1/\tau` in (0, 1] (float32 array of shape ``()`` from a trained
             :class:`spikeport.models.neurons.PLIF`, or per channel/element).
-        decay_input, v_threshold, v_reset: as :class:`LIF`.
+        decay_input, v_threshold, v_reset, start_at_reset: as :class:`LIF`.
     """
 
     inv_tau: Param = param_field()
     decay_input: bool = True
     v_threshold: Param = param_field(1.0)
     v_reset: Param | None = param_field(0.0, optional=True)
+    start_at_reset: bool = field(default=False, kw_only=True)
 
     param_fields = ("inv_tau",)
 
