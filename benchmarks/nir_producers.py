@@ -174,6 +174,8 @@ class Producer:
     variants: tuple[str, ...] = ("",)
     kinds: tuple[str, ...] = ("mlp", "cnn")
     note = ""
+    layout: str | None = None
+    """The model's time layout for spikeport's tracer (``None``: spikeport cannot trace it)."""
 
     def available(self) -> bool:
         mod = {"nirtorch": "nirtorch", "lava-dl": "lava.lib.dl.slayer"}.get(self.name, self.name)
@@ -185,6 +187,13 @@ class Producer:
 
     def n_layers(self, kind: str) -> int:
         return 2 if kind == "mlp" else 3
+
+    def import_options(self, variant: str) -> dict[str, Any]:
+        """The reading options a user passes for this variant (``load_nir(..., **options)``)."""
+        return {"producer": self.preset}
+
+    def has_importer(self) -> bool:
+        return True
 
     def build(self, kind: str, variant: str, w: Weights, gains: Sequence[float]) -> nn.Module:
         raise NotImplementedError
@@ -204,6 +213,10 @@ class SnnTorch(Producer):
     name = preset = "snntorch"
     variants = ("subtract", "zero")
     note = "Leaky(beta=0.9), reset_delay=True (snnTorch's default)"
+    layout = "step"
+
+    def import_options(self, variant: str) -> dict[str, Any]:
+        return {"producer": self.preset, "reset": variant}  # the file cannot say which reset the model used
 
     def build(self, kind: str, variant: str, w: Weights, gains: Sequence[float]) -> nn.Module:
         import snntorch as snn
@@ -263,6 +276,7 @@ class Norse(Producer):
     name = preset = "norse"
     variants = ("lif", "lifbox", "iaf")
     note = "LIFCell / LIFBoxCell / IAFCell, dt = 1e-3"
+    layout = "step"
 
     def _cell(self, variant: str, shape: tuple[int, ...]) -> nn.Module:
         import norse.torch as nt
@@ -341,16 +355,23 @@ class Norse(Producer):
 # ---------------------------------------------------------------- sinabs
 class Sinabs(Producer):
     name = preset = "sinabs"
-    variants = ("iaf", "lif")
-    note = "IAFSqueeze / LIFSqueeze(tau_mem=10 steps), MultiSpike + MembraneSubtract (sinabs' defaults)"
+    variants = ("iaf", "lif", "iaf_clip", "lif_raw")
+    note = ("IAFSqueeze / LIFSqueeze(tau_mem=10 steps), MultiSpike + MembraneSubtract (sinabs' defaults); iaf_clip: "
+            "min_v_mem = -threshold, lif_raw: norm_input=False (the forms sinabs' own importer builds)")
+    layout = "bt-flat"
+
+    def import_options(self, variant: str) -> dict[str, Any]:  # what the file cannot say about these variants
+        assume = {"iaf_clip": {"min_v_mem": "-threshold"}, "lif_raw": {"norm_input": "false"}}.get(variant)
+        return {"producer": self.preset, "assume": assume}
 
     def _neuron(self, variant: str, shape: tuple[int, ...], t: int) -> nn.Module:
         import sinabs.layers as sl
 
-        if variant == "iaf":
-            return sl.IAFSqueeze(num_timesteps=t)
+        if variant.startswith("iaf"):
+            return sl.IAFSqueeze(num_timesteps=t, min_v_mem=-1.0 if variant == "iaf_clip" else None)
         # WORKAROUND: tau_mem / spike_threshold as tensors of the layer shape (scalars export nodes of shape ())
-        return sl.LIFSqueeze(tau_mem=torch.full(shape, 10.0), spike_threshold=torch.ones(shape), num_timesteps=t)
+        return sl.LIFSqueeze(tau_mem=torch.full(shape, 10.0), spike_threshold=torch.ones(shape), num_timesteps=t,
+                             norm_input=variant != "lif_raw")
 
     def build(self, kind: str, variant: str, w: Weights, gains: Sequence[float], t: int = 16) -> nn.Module:
         import sinabs.layers as sl
@@ -422,6 +443,7 @@ class SpikingJelly(Producer):
     name = preset = "spikingjelly"
     variants = ("if", "lif")
     note = "IFNode / LIFNode(tau=2), hard reset (the exporter refuses soft reset)"
+    layout = "step"
 
     def build(self, kind: str, variant: str, w: Weights, gains: Sequence[float]) -> nn.Module:
         from spikingjelly.activation_based import layer, neuron
@@ -647,6 +669,9 @@ class LavaDl(Producer):
                  "fc2": affine(model.fc2), "n2": cuba(10), "output": nir.Output(output_type=np.array([10]))}
         edges = [("input", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "output")]
         return nir.NIRGraph(nodes=nodes, edges=edges, type_check=True)
+
+    def has_importer(self) -> bool:
+        return False
 
     def their_import(self, graph: Any, x: torch.Tensor) -> Run:
         raise NotImplementedError("lava-dl 0.6 has no NIR importer")

@@ -82,12 +82,22 @@ def add_nir_args(p: argparse.ArgumentParser) -> None:
                    help="euler (forward Euler) or exact (exponential decay e^(-dt/tau)); default: the producer's")
     g.add_argument("--nir-reset", choices=("subtract", "zero"),
                    help="a reset the file cannot state (snnTorch: subtract, its default, or zero)")
+    g.add_argument("--nir-assume", action="append", metavar="NAME=VALUE",
+                   help="another property the producer's files cannot state (sinabs: norm_input=true|false, "
+                        "min_v_mem=none|-threshold); repeatable")
 
 
 def nir_options(args: argparse.Namespace) -> dict[str, Any]:
     """The NIR reading options given on the command line (``load_model(..., nir_options=)``)."""
+    assume = {}
+    for item in getattr(args, "nir_assume", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--nir-assume '{item}': expected NAME=VALUE, e.g. norm_input=false")
+        assume[key.strip()] = value.strip()
     return {"producer": getattr(args, "nir_from", None), "dt": getattr(args, "dt", None),
-            "integration": getattr(args, "integration", None), "reset": getattr(args, "nir_reset", None)}
+            "integration": getattr(args, "integration", None), "reset": getattr(args, "nir_reset", None),
+            "assume": assume or None}
 
 
 def parse_device(text: str) -> str:

@@ -21,7 +21,8 @@ from spikeport.errors import ConfigError
 
 __all__ = ["LoadedModel", "load_model", "NIR_FLAGS"]
 
-NIR_FLAGS = {"producer": "--nir-from", "dt": "--dt", "integration": "--integration", "reset": "--nir-reset"}
+NIR_FLAGS = {"producer": "--nir-from", "dt": "--dt", "integration": "--integration", "reset": "--nir-reset",
+             "assume": "--nir-assume"}
 """The command-line flag of each NIR reading option."""
 
 
@@ -43,7 +44,7 @@ def load_model(spec: str, *, weights: str | None = None, device: str = "cpu",
                nir_options: Mapping[str, Any] | None = None, **model_kwargs: Any) -> LoadedModel:
     """Resolve ``spec`` (see module docstring) to a model in eval mode.
 
-    ``nir_options``: how a ``.nir`` file is read (``dt``, ``integration``, ``producer``, ``reset``; see
+    ``nir_options``: how a ``.nir`` file is read (``dt``, ``integration``, ``producer``, ``reset``, ``assume``; see
     :func:`spikeport.converter.nir_io.from_nir`); ``None`` values are left to the file and the defaults.
 
     Raises:
@@ -63,7 +64,7 @@ def load_model(spec: str, *, weights: str | None = None, device: str = "cpu",
         return LoadedModel(model, spec, "checkpoint", info.timesteps, tuple(info.input_shape), info.encoder,
                            info.dataset, {"metrics": info.metrics, "model": info.model,
                                           "model_kwargs": info.model_kwargs})
-    given = {k: v for k, v in dict(nir_options or {}).items() if v is not None}
+    given = {k: v for k, v in dict(nir_options or {}).items() if v is not None and v != {}}
     if path.suffix == ".nir":
         return _load_nir(path, device, given)
     if given:

@@ -208,7 +208,9 @@ def _nir_if(node: ir.IF, ctx: NirContext) -> Any:
 def _nir_lif_tau(node: Any, tau: np.ndarray, ctx: NirContext) -> Any:
     vth, vr = _nir_thresholds(node, ctx)
     r = np.ones(ctx.shape) if node.decay_input else tau.copy()
-    return _nir.nir().LIF(tau=tau * ctx.dt, r=r, v_leak=vr.copy(), v_threshold=vth, v_reset=vr)
+    divide = getattr(node, "tau_arithmetic", "reciprocal") == "divide"  # SpikingJelly's order: read back as is
+    meta = {"spikeport_op": "LIF", "tau_arithmetic": "divide"} if divide else {}
+    return _nir.nir().LIF(tau=tau * ctx.dt, r=r, v_leak=vr.copy(), v_threshold=vth, v_reset=vr, metadata=meta)
 
 
 def _nir_lif(node: ir.LIF, ctx: NirContext) -> Any:
@@ -272,9 +274,21 @@ def _decay(tau: Any, ctx: NirContext) -> Any:
     return dt / np.asarray(tau, np.float64)
 
 
+def _spikingjelly(ctx: NirContext) -> bool:
+    """SpikingJelly's files: its membranes start at v_reset and its LIF divides by tau."""
+    return ctx.options.get("producer") == "spikingjelly"
+
+
+def _divides(node: Any, ctx: NirContext) -> bool:
+    meta = getattr(node, "metadata", None) or {}
+    mark = meta.get("tau_arithmetic") if meta.get("spikeport_op") is not None else None
+    return _spikingjelly(ctx) or (mark.decode() if isinstance(mark, bytes) else str(mark)) == "divide"
+
+
 def _import_if(name: str, node: Any, ctx: NirContext) -> list[Any]:
     vth, vr = _vth_vr(node)
-    return [*_nir.gain(name, np.asarray(node.r, np.float64) * ctx.dt), ir.IF(name, v_threshold=vth, v_reset=vr)]
+    return [*_nir.gain(name, np.asarray(node.r, np.float64) * ctx.dt),
+            ir.IF(name, v_threshold=vth, v_reset=vr, start_at_reset=_spikingjelly(ctx))]
 
 
 def _import_lif(name: str, node: Any, ctx: NirContext) -> list[Any]:
@@ -294,11 +308,13 @@ def _import_lif(name: str, node: Any, ctx: NirContext) -> list[Any]:
         k = dt / tau_nir
         if leak_is_reset:
             rs, tss = _nir.scalar(r), _nir.scalar(np.asarray(tau, dtype=np.float64))
+            kw = {"v_threshold": vth, "v_reset": vr, "start_at_reset": _spikingjelly(ctx),
+                  "tau_arithmetic": "divide" if _divides(node, ctx) else "reciprocal"}
             if rs is not None and _nir.close(rs, 1.0):
-                return [ir.LIF(name, tau=tau, decay_input=True, v_threshold=vth, v_reset=vr)]
+                return [ir.LIF(name, tau=tau, decay_input=True, **kw)]
             if rs is not None and tss is not None and _nir.close(rs, tss):
-                return [ir.LIF(name, tau=tau, decay_input=False, v_threshold=vth, v_reset=vr)]
-            return [*_nir.gain(name, r), ir.LIF(name, tau=tau, decay_input=True, v_threshold=vth, v_reset=vr)]
+                return [ir.LIF(name, tau=tau, decay_input=False, **kw)]
+            return [*_nir.gain(name, r), ir.LIF(name, tau=tau, decay_input=True, **kw)]
     if np.all(v_leak == 0):  # leak towards 0 with a non-zero reset: DA-LIF form H = beta V + alpha x
         return [ir.DALIF(name, alpha=_nir.uniform_or_array(k * r), beta=_nir.uniform_or_array(1.0 - k),
                          v_threshold=vth, v_reset=vr)]

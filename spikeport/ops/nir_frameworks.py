@@ -363,7 +363,11 @@ def import_sinabs_lif(name: str, node: Any, ctx: NirContext) -> list[Any]:
     """NIR IF/LIF as sinabs' IAF/LIF (multi-spike, subtract; LIF with normalised input: sinabs' defaults)."""
     _zero(name, node, "v_leak", "sinabs' neurons leak towards 0")
     m = _meta(node)
+    assume = ctx.options.get("assume") or {}
     kw: dict[str, Any] = {"spike": "multi", "reset": "subtract"}
+    if assume.get("min_v_mem") == "-threshold":  # what sinabs' own importer sets
+        kw["min_v_mem"] = -_a(node.v_threshold)
+        kw["min_v_mem"] = _param(kw["min_v_mem"])
     if m:
         kw = {"spike": str(_value(m, "spike", "multi")), "reset": str(_value(m, "reset", "subtract")),
               "reset_value": float(_value(m, "reset_value", 0.0))}
@@ -377,11 +381,11 @@ def import_sinabs_lif(name: str, node: Any, ctx: NirContext) -> list[Any]:
     if type(node).__name__ == "IF":
         return [*_gain(name, _a(node.r) * ctx.dt),
                 ir.SinabsLIF(name, alpha_mem=1.0, spike_threshold=th, norm_input=False, **kw)]
-    norm = bool(_value(m, "norm_input", True)) if m else True
+    norm = bool(_value(m, "norm_input", True)) if m else assume.get("norm_input", "true") == "true"
     if m:
         alpha = np.asarray(np.exp(-ctx.dt / _a(node.tau)), dtype=np.float32)
         gain = _a(node.r) * (1.0 if norm else (1.0 - alpha.astype(np.float64)))
-    else:
+    else:  # sinabs writes r = 1 whatever norm_input is
         alpha = _sinabs_alpha(node.tau, ctx.dt)
         gain = _a(node.r)
     return [*_gain(name, gain), ir.SinabsLIF(name, alpha_mem=_param(alpha), spike_threshold=th, norm_input=norm, **kw)]

@@ -63,19 +63,24 @@ def test_resolve_precedence_and_origins():
     assert resolve({}, producer="nirtorch", integration="exact")[0].integration_from == "option"
 
 
-def test_snntorch_reset_is_an_assumption_with_a_warning_and_an_option():
+def test_unstated_properties_are_assumptions_with_a_warning_and_an_option():
     sem, warn = resolve({}, producer="snntorch")
-    assert sem.reset == "subtract" and sem.reset_from == "preset"
+    assert sem.assumption("reset") == "subtract" and sem.to_dict()["assumed"]["reset"]["from"] == "preset"
     assert len(warn) == 1 and "cannot say which" in warn[0] and "--nir-reset zero" in warn[0]
     sem, warn = resolve({}, producer="snntorch", reset="zero")
-    assert sem.reset == "zero" and warn == []
+    assert sem.assumption("reset") == "zero" and warn == [] and "reset = zero (given)" in sem.describe()
+    sem, warn = resolve({}, producer="sinabs", assume={"norm_input": "False"})
+    assert sem.options()["assume"] == {"norm_input": "false", "min_v_mem": "none"}
+    assert len(warn) == 1 and "--nir-assume min_v_mem=-threshold" in warn[0]
+    assert resolve({}, producer="norse")[0].assumed == ()
 
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"producer": "brian2"}, "unknown producer"),
     ({"integration": "rk4"}, "expected one of euler, exact"),
     ({"producer": "sinabs", "integration": "euler"}, "sinabs's neurons integrate with the exact rule"),
-    ({"producer": "norse", "reset": "zero"}, "takes no reset option"),
+    ({"producer": "norse", "reset": "zero"}, "the norse reading has no such assumption"),
+    ({"producer": "sinabs", "assume": {"norm_input": "maybe"}}, "expected one of true, false"),
     ({"dt": 0.0}, "positive number of seconds"),
     ({"dt": float("nan")}, "positive number of seconds"),
 ])
@@ -102,13 +107,17 @@ def test_exports_record_dt_and_read_back_exactly_at_any_dt(tmp_path, dt):
 # ---------------------------------------------------------------- integration rules
 def test_exact_integration_follows_the_exponential_step():
     dt, tau = 1e-3, 2e-3
-    g = from_nir(_lif_graph(tau, metadata={}), dt, producer="nirtorch", integration="exact")
+    g = from_nir(_lif_graph(tau, metadata={}), dt, producer="spikeport", integration="exact")
     a = math.exp(-dt / tau)
     node = g.node("lif")
     assert isinstance(node, ir.PLIF) and node.inv_tau == pytest.approx(1 - a, rel=1e-12)
     # input 1.5: v = 1.5 (1 - a^t) = 0.590, 0.948, 1.165 (a = e^-0.5): the first spike at step 3
     assert _spikes(g, 1.5, 3) == [0.0, 0.0, 1.0]
-    g_euler = from_nir(_lif_graph(tau), dt, producer="nirtorch")
+    strict = from_nir(_lif_graph(tau), dt, producer="nirtorch", integration="exact")  # NIR's text: v > threshold
+    box = strict.node("lif")
+    assert isinstance(box, ir.NorseLIFBox) and float(box.tau_mem_inv) * dt == pytest.approx(1 - a, rel=1e-6)
+    assert _spikes(strict, 1.5, 3) == [0.0, 0.0, 1.0]
+    g_euler = from_nir(_lif_graph(tau), dt, producer="spikeport")
     assert isinstance(g_euler.node("lif"), ir.LIF) and g_euler.node("lif").tau == 2.0
     assert _spikes(g_euler, 1.5, 3) == [0.0, 1.0, 0.0]  # Euler: 0.75, 1.125
     assert _spikes(g_euler, 1.1, 3) == [0.0, 0.0, 0.0]  # 0.55, 0.825, 0.9625
@@ -120,7 +129,7 @@ def test_exact_cuba_lif_decays():
                        v_leak=np.zeros(1), v_threshold=np.full(1, 1.0), v_reset=np.zeros(1), w_in=np.full(1, 1.0))
     g = from_nir(_chain(("input", nir.Input(input_type=np.array([1]))), ("c", node),
                         ("output", nir.Output(output_type=np.array([1])))), 1e-3, integration="exact",
-                 producer="nirtorch")
+                 producer="spikeport")
     c = g.node("c")
     di, dv = -math.expm1(-0.5), -math.expm1(-0.25)
     assert c.i_decay == pytest.approx(di) and c.v_decay == pytest.approx(dv)

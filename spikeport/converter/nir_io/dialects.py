@@ -25,14 +25,33 @@ from typing import Any
 
 from spikeport.errors import ConfigError
 
-__all__ = ["Dialect", "DIALECTS", "PRODUCERS", "INTEGRATIONS", "DEFAULT_DT", "DEFAULT_PRODUCER", "NirSemantics",
-           "resolve", "check_dt"]
+__all__ = ["Dialect", "Unstated", "DIALECTS", "PRODUCERS", "INTEGRATIONS", "DEFAULT_DT", "DEFAULT_PRODUCER",
+           "NirSemantics", "resolve", "check_dt"]
 
 DEFAULT_DT = 1e-4
 """The step of SpikingJelly's and snnTorch's exporters (and spikeport's default): the reading when nothing
 else is known."""
 
 INTEGRATIONS = ("euler", "exact")
+
+
+@dataclass(frozen=True)
+class Unstated:
+    """A property of a producer's neurons its files cannot state (``--nir-assume NAME=VALUE``).
+
+    Attributes:
+        name: the option name (``reset``, ``norm_input``, ``min_v_mem``).
+        choices: the values the reader can apply, the producer's default first.
+        note: what the file says (or does not) and what each value means.
+    """
+
+    name: str
+    choices: tuple[str, ...]
+    note: str
+
+    @property
+    def default(self) -> str:
+        return self.choices[0]
 
 
 @dataclass(frozen=True)
@@ -47,9 +66,9 @@ class Dialect:
         integration: its integration rule.
         integration_fixed: the producer's neurons have one rule; a different ``integration`` is an error.
         spike: its spike comparison (``>=`` or ``>``).
-        resets: reset mechanisms its files cannot tell apart, default first (empty: ``v_reset`` says it).
-        reset_note: what the file says about the reset and what the reader assumes.
         summary: one line for ``--help`` and the docs.
+        unstated: properties its files cannot state (the reader assumes the producer's default and warns).
+        reset_note: what the file says about the reset.
     """
 
     name: str
@@ -59,7 +78,7 @@ class Dialect:
     integration_fixed: bool
     spike: str
     summary: str
-    resets: tuple[str, ...] = ()
+    unstated: tuple[Unstated, ...] = ()
     reset_note: str = "hard reset to v_reset, as the file says"
 
 
@@ -78,8 +97,10 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (
             "euler", True, ">",
             "snnTorch 1.0 Leaky/Synaptic: beta = 1 - dt/tau at dt = 1e-4 s, spike on mem > threshold, reset applied "
             "one step late",
-            resets=("subtract", "zero"),
-            reset_note="snnTorch writes v_reset = 0 for every reset mechanism; the file cannot say which"),
+            unstated=(Unstated("reset", ("subtract", "zero"),
+                               "snnTorch writes v_reset = 0 for every reset mechanism (subtract, zero), so the file "
+                               "cannot say which"),),
+            reset_note="reset applied one step late"),
     Dialect("norse", 1e-3, "Norse's to_nir(dt=1e-3) and from_nir(dt=1e-3) default (not recorded in the file)",
             "euler", True, ">",
             "Norse 1.1 LIFCell/LIFBoxCell/IAFCell: forward Euler at dt = 1e-3 s with the exporter's tau = dt * tau "
@@ -88,8 +109,13 @@ DIALECTS: dict[str, Dialect] = {d.name: d for d in (
             "exact", True, ">=",
             "sinabs 2.0 IAF/LIF: dt = 1 step, LIF alpha = exp(-1/tau) with normalised input, several spikes per "
             "step (n = trunc(v/threshold)) and reset by subtraction of n * threshold",
-            resets=("subtract",),
-            reset_note="sinabs writes no reset (v_reset 0); its default is the subtraction of n * threshold"),
+            unstated=(Unstated("norm_input", ("true", "false"),
+                               "sinabs writes a LIF's tau but not norm_input (whether the input is scaled by "
+                               "1 - alpha)"),
+                      Unstated("min_v_mem", ("none", "-threshold"),
+                               "sinabs does not write min_v_mem (a floor on the membrane; its own importer sets "
+                               "-threshold on IF layers)")),
+            reset_note="reset by subtraction of n * threshold"),
     Dialect("lava-dl", 1.0, "lava-dl (SLAYER CUBA) writes time constants in steps (dt = 1 step)",
             "euler", True, ">",
             "lava-dl SLAYER CUBA (Loihi): dt = 1 step, current and voltage decays 1/tau_syn and 1/tau_mem, input "
@@ -136,44 +162,51 @@ class NirSemantics:
     dt_from: str
     integration: str
     integration_from: str
-    reset: str | None = None
-    reset_from: str = ""
+    assumed: tuple[tuple[str, str, str], ...] = ()
+    """``(name, value, origin)`` of each property the file cannot state (:attr:`Dialect.unstated`)."""
 
     @property
     def dialect(self) -> Dialect:
         return DIALECTS[self.producer]
 
+    def assumption(self, name: str) -> str | None:
+        """The value used for the unstated property ``name`` (``None`` when the producer has no such option)."""
+        return next((v for n, v, _ in self.assumed if n == name), None)
+
     def options(self) -> dict[str, Any]:
         """What the op specs' import functions read from :attr:`~spikeport.ops.NirContext.options`."""
-        return {"producer": self.producer, "integration": self.integration, "reset": self.reset,
-                "spike": self.dialect.spike}
+        return {"producer": self.producer, "integration": self.integration, "spike": self.dialect.spike,
+                "reset": self.assumption("reset"), "assume": {n: v for n, v, _ in self.assumed}}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["assumed"] = {n: {"value": v, "from": f} for n, v, f in self.assumed}
+        return out
 
     def describe(self) -> str:
-        """One line: producer, dt, integration, spike, reset, each with its origin."""
+        """One line: producer, dt, integration, spike, reset and the assumed properties, each with its origin."""
         d = self.dialect
         src = {"option": "given", "metadata": "file metadata", "preset": f"{self.producer} preset",
                "default": "default"}
-        reset = (f"{self.reset} reset ({src[self.reset_from]})" if self.reset
-                 else d.reset_note.split(";")[0])
+        extra = "".join(f", {n} = {v} ({src[f]})" for n, v, f in self.assumed)
         return (f"read as {self.producer} ({src[self.producer_from]}): dt = {self.dt:g} s per step "
                 f"({src[self.dt_from]}), {self.integration} integration ({src[self.integration_from]}), "
-                f"spike on v {d.spike} v_threshold, {reset}")
+                f"spike on v {d.spike} v_threshold, {d.reset_note}{extra}")
 
 
 def resolve(metadata: Mapping[str, Any] | None, *, producer: str | None = None, dt: Any = None,
-            integration: str | None = None, reset: str | None = None) -> tuple[NirSemantics, list[str]]:
+            integration: str | None = None, reset: str | None = None,
+            assume: Mapping[str, str] | None = None) -> tuple[NirSemantics, list[str]]:
     """The semantics of a NIR graph with ``metadata`` under the caller's options, and the warnings it implies.
 
     Precedence for each value: the caller's option, then the file's metadata (spikeport records
     ``source``, ``dt`` and ``integration``), then the producer's preset, then the defaults
-    (:data:`DEFAULT_PRODUCER`, :data:`DEFAULT_DT`).
+    (:data:`DEFAULT_PRODUCER`, :data:`DEFAULT_DT`). ``assume`` gives properties the producer's files cannot
+    state (:attr:`Dialect.unstated`, e.g. ``{"norm_input": "false"}``); ``reset`` is ``assume["reset"]``.
 
     Raises:
-        ConfigError: an unknown producer/integration/reset, a non-positive dt, an integration rule or
-            reset the producer's neurons do not have.
+        ConfigError: an unknown producer/integration/assumption, a non-positive dt, an integration rule or
+            assumption the producer's neurons do not have.
     """
     meta = dict(metadata or {})
     warnings: list[str] = []
@@ -229,17 +262,31 @@ def resolve(metadata: Mapping[str, Any] | None, *, producer: str | None = None, 
     if meta_int in INTEGRATIONS and rule != meta_int:
         warnings.append(f"the file records {meta_int} integration but {rule} was given; reading with {rule}")
 
-    chosen: str | None = None
-    chosen_from = ""
+    given = {str(k): str(v).lower() for k, v in dict(assume or {}).items() if v is not None}
     if reset is not None:
-        if reset not in d.resets:
-            known = f"one of {', '.join(d.resets)}" if d.resets else "no reset option (the file's v_reset is used)"
-            raise ConfigError(f"--nir-reset {reset!r}: the {prod} reading takes {known}")
-        chosen, chosen_from = reset, "option"
-    elif d.resets:
-        chosen, chosen_from = d.resets[0], "preset"
-        if len(d.resets) > 1:
-            warnings.append(f"reset: {d.reset_note}; assumed {prod}'s default '{chosen}'. Pass --nir-reset "
-                            f"{' or '.join(d.resets[1:])} (Python: reset=) if the model used another")
-    sem = NirSemantics(prod, prod_from, step, step_from, rule, rule_from, chosen, chosen_from)
+        given["reset"] = reset
+    names = {u.name: u for u in d.unstated}
+    for key, value in given.items():
+        flag = "--nir-reset" if key == "reset" else f"--nir-assume {key}"
+        if key not in names:
+            known = ", ".join(names) or "none"
+            raise ConfigError(f"{flag}: the {prod} reading has no such assumption (its files leave unstated: "
+                              f"{known})")
+        if value not in names[key].choices:
+            raise ConfigError(f"{flag}={value}: expected one of {', '.join(names[key].choices)}")
+    assumed = []
+    defaulted = []
+    for u in d.unstated:
+        if u.name in given:
+            assumed.append((u.name, given[u.name], "option"))
+        else:
+            assumed.append((u.name, u.default, "preset"))
+            defaulted.append(u)
+    for u in defaulted:
+        others = " or ".join(u.choices[1:])
+        how = (f"--nir-reset {others} (Python: reset=...)" if u.name == "reset" else
+               f"--nir-assume {u.name}={others} (Python: assume={{'{u.name}': ...}})")
+        warnings.append(f"{u.name}: {u.note}; assumed {prod}'s default {u.name} = {u.default}. Pass {how} if the "
+                        "model used another")
+    sem = NirSemantics(prod, prod_from, step, step_from, rule, rule_from, tuple(assumed))
     return sem, warnings

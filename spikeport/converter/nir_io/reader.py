@@ -32,9 +32,9 @@ _READ_ERRORS = (OSError, KeyError, RuntimeError, TypeError, ValueError, Attribut
                 UnicodeDecodeError, OverflowError, ZeroDivisionError, NotImplementedError)
 """What h5py and nir raise on malformed files (reported as one GraphError line)."""
 
-NIR_OPTIONS = ("dt", "integration", "producer", "reset")
+NIR_OPTIONS = ("dt", "integration", "producer", "reset", "assume")
 """The keyword options of every NIR reading function (``--dt``, ``--integration``, ``--nir-from``,
-``--nir-reset`` on the command line)."""
+``--nir-reset``, ``--nir-assume`` on the command line)."""
 
 
 class _Flat:
@@ -174,7 +174,8 @@ def _import_node(name: str, node: Any, sem: NirSemantics, table: Mapping[str, tu
 
 
 def from_nir(graph: Any, dt: float | None = None, name: str = "nir", *, producer: str | None = None,
-             integration: str | None = None, reset: str | None = None) -> SpikeGraph:
+             integration: str | None = None, reset: str | None = None,
+             assume: Mapping[str, str] | None = None) -> SpikeGraph:
     """Convert a ``nir.NIRGraph`` (in memory, e.g. straight from an exporter) to a validated :class:`SpikeGraph`.
 
     Args:
@@ -185,6 +186,8 @@ def from_nir(graph: Any, dt: float | None = None, name: str = "nir", *, producer
             ``sinabs``, ``lava-dl``; default: the metadata's ``source``, else ``spikingjelly``).
         integration: ``euler`` or ``exact`` (default: the metadata, else the producer's rule).
         reset: a reset mechanism the file cannot state (snnTorch: ``subtract`` (default) or ``zero``).
+        assume: other properties the producer's files cannot state (sinabs: ``norm_input`` ``true``/``false``,
+            ``min_v_mem`` ``none``/``-threshold``); see :attr:`~spikeport.converter.nir_io.dialects.Dialect.unstated`.
 
     Nodes with several incoming edges get an ``Add`` node ``<name>.sum`` (NIR sums inputs); edges closing a
     cycle become recurrent (one-step delay). ``graph.meta["nir"]`` holds the semantics used, the
@@ -199,7 +202,7 @@ def from_nir(graph: Any, dt: float | None = None, name: str = "nir", *, producer
     if not isinstance(graph, nir.NIRGraph):
         raise GraphError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
     sem, warnings = resolve(getattr(graph, "metadata", None), producer=producer, dt=dt, integration=integration,
-                            reset=reset)
+                            reset=reset, assume=assume)
     flat = _Flat(graph)
     preds: dict[str, list[str]] = {n: [] for n in flat.nodes}
     for a, b in flat.edges:
@@ -362,7 +365,8 @@ def _read_nir_graph(p: Path) -> Any:
 
 
 def read_nir(path: str | os.PathLike, dt: float | None = None, *, producer: str | None = None,
-             integration: str | None = None, reset: str | None = None) -> SpikeGraph:
+             integration: str | None = None, reset: str | None = None,
+             assume: Mapping[str, str] | None = None) -> SpikeGraph:
     """Read a ``.nir`` file (written by any framework) into a validated :class:`SpikeGraph`.
 
     The options are those of :func:`from_nir`. The file is first probed in a forked child
@@ -389,7 +393,7 @@ def read_nir(path: str | os.PathLike, dt: float | None = None, *, producer: str 
     check_hdf5_readable(p, "NIR", _read_nir_graph, error=GraphError)  # libhdf5 can segfault on a corrupt file
     ng = _read_nir_graph(p)
     try:
-        return from_nir(ng, dt, name=p.stem, producer=producer, integration=integration, reset=reset)
+        return from_nir(ng, dt, name=p.stem, producer=producer, integration=integration, reset=reset, assume=assume)
     except GraphError as e:
         raise GraphError(f"{p}: {e}") from None
     except SpikeportError:
@@ -399,7 +403,7 @@ def read_nir(path: str | os.PathLike, dt: float | None = None, *, producer: str 
 
 
 def load_nir(source: Any, *, dt: float | None = None, integration: str | None = None, producer: str | None = None,
-             reset: str | None = None, device: str = "cpu") -> Any:
+             reset: str | None = None, assume: Mapping[str, str] | None = None, device: str = "cpu") -> Any:
     """A runnable model of a NIR graph: ``source`` is a ``.nir`` path or a ``nir.NIRGraph`` in memory.
 
     Returns the reference executor (:class:`~spikeport.converter.lower.LoweredModule`, input ``[T, B, ...]``);
@@ -408,7 +412,7 @@ def load_nir(source: Any, *, dt: float | None = None, integration: str | None = 
     """
     from spikeport.converter.lower import lower
 
-    opts = {"dt": dt, "integration": integration, "producer": producer, "reset": reset}
+    opts = {"dt": dt, "integration": integration, "producer": producer, "reset": reset, "assume": assume}
     graph = read_nir(source, **opts) if isinstance(source, (str, os.PathLike)) else from_nir(source, **opts)
     return lower(graph, device)
 
