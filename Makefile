@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.spikeport-installed
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench results-digits clean
+.PHONY: install demo test bench results-digits docs-screenshot clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ bench: $(STAMP)
 # Paper-method accuracy table on digits (3 seeds per row); rewrites docs/results-digits.md.
 results-digits: $(STAMP)
 	$(PY) benchmarks/paper_methods_digits.py --out docs/results-digits.md
+
+# The HTML energy report's first screen (demo model, headless Chromium) -> docs/report-first-screen.png.
+docs-screenshot: $(STAMP)
+	SPIKEPORT_UPDATE_DOCS=1 $(PY) -m pytest -q tests/energy/test_report_browser.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -20,7 +20,10 @@ def add_parser(sub: Any) -> None:
                     "same inputs and print per-layer spike agreement, the max logit error and, on "
                     "labelled data, the accuracy of each. Spike mismatches are classified as threshold ties "
                     "(float rounding at |H - V_th| <= --tie-eps) or unexplained. With --device cuda the CUDA "
-                    "reference is also compared with the CPU one. Exit status 1 when they disagree.")
+                    "reference is also compared with the CPU one. A spike layer whose reference emits fewer than "
+                    "--min-spikes spikes makes the verdict 'vacuous' (agreement over silence shows nothing), never "
+                    "'exact'. Exit status 1 when they disagree, or when the verdict is vacuous without "
+                    "--allow-silent.")
     add_model_args(p)
     p.add_argument("exported", metavar="EXPORTED", help="exported file (.onnx, .nir or .net)")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
@@ -39,6 +42,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--lava", action="store_true",
                    help="for a .net export, also run it in Lava's Loihi2SimCfg(fixed_pt) simulator and check it "
                         "against spikeport's Loihi-exact reference (slow: about 0.25 s per sample)")
+    p.add_argument("--min-spikes", type=int, default=1,
+                   help="reference spikes each spike layer needs on the inputs for its agreement to count; a layer "
+                        "below it makes the verdict vacuous (default 1)")
+    p.add_argument("--allow-silent", action="store_true",
+                   help="exit 0 on a vacuous verdict (silent layers); the verdict still says vacuous")
     p.add_argument("--json", metavar="OUT.json", help="also write the comparison as JSON")
     p.add_argument("--force", action="store_true", help="overwrite --json if it exists")
     add_device_arg(p)
@@ -67,13 +75,14 @@ def run(args: argparse.Namespace) -> int:
     from spikeport.models.loading import load_model
     from spikeport.runtime import resolve_device
     from spikeport.targets.export import open_exported
-    from spikeport.targets.verify import dataset_batches, random_batches, verify_export
+    from spikeport.targets.verify import check_min_spikes, dataset_batches, random_batches, verify_export
 
     if args.samples <= 0 or args.batch_size <= 0:
         raise ConfigError(f"--samples and --batch-size must be positive, got {args.samples} and {args.batch_size}")
     for opt, v in (("--atol", args.atol), ("--tie-eps", args.tie_eps)):
         if not (math.isfinite(v) and v >= 0):
             raise ConfigError(f"{opt} must be a finite number >= 0, got {v}")
+    check_min_spikes(args.min_spikes)
     if args.json:
         check_overwrite(args.json, args.force)
     resolve_device(args.device)
@@ -101,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         batches = random_batches(shape, timesteps=t, samples=args.samples, batch_size=args.batch_size, seed=args.seed)
         inputs = f"{args.samples} random inputs U[0,1) (no labels: pass --dataset for accuracy), T={t}"
     comps = verify_export(loaded.model, target, batches, device=args.device, input_shape=shape, atol=args.atol,
-                          tie_eps=args.tie_eps, min_pred_agreement=args.min_agreement)
+                          tie_eps=args.tie_eps, min_pred_agreement=args.min_agreement, min_spikes=args.min_spikes,
+                          allow_silent=args.allow_silent)
     print(f"inputs: {inputs}")
     for c in comps:
         print()

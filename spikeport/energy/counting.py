@@ -2,8 +2,11 @@
 
 Op columns (all per sample, i.e. totals divided by the samples seen):
 
-* ``dense_macs``: ANN-equivalent MACs of the synapses (every weight at every
-  output, padding taps included: half of what torch's FLOP counter reports).
+* ``dense_macs``: dense MACs of the synapses over all timesteps (every weight at
+  every output, padding taps included: half of what torch's FLOP counter reports).
+* ``ann_macs``: the same dense MACs for *one* forward pass (one timestep, the first
+  layer included): what the ANN of the same shape (ReLU instead of spiking neurons)
+  computes per inference, since an ANN runs once, not T times.
 * ``syn_acs``: effective accumulates of synapses whose input was binary or
   signed-binary (nonzero input x nonzero weight, exact fan-out).
 * ``syn_int_acs``: value-weighted accumulates of synapses with integer inputs
@@ -35,7 +38,7 @@ from spikeport.errors import ConfigError
 
 __all__ = ["OpCounts", "count_ops", "neurobench_ops", "OP_COLUMNS", "HELPER_COLUMNS", "GENERAL_NOTES"]
 
-OP_COLUMNS = ("dense_macs", "syn_acs", "syn_int_acs", "syn_macs", "approx_sops", "approx_macs", "elem_adds",
+OP_COLUMNS = ("dense_macs", "ann_macs", "syn_acs", "syn_int_acs", "syn_macs", "approx_sops", "approx_macs", "elem_adds",
               "elem_macs", "neuron_updates", "active_updates", "spikes")
 HELPER_COLUMNS = ("syn_events_spk", "syn_events_real", "in_events", "in_elements_real", "out_elements_real",
                   "weights", "in_item", "out_item", "neurons")
@@ -49,6 +52,8 @@ GENERAL_NOTES = (
     "the first layer's real-valued (direct-encoded) input is counted as MACs at every timestep",
     "approx_sops/approx_macs are the papers' approximation firing_rate x T x FLOPs for comparison; exact counts "
     "differ at borders, strides and zero weights",
+    "ann_macs: dense MACs of one forward pass (one timestep, first layer included) = what the ANN of the same shape "
+    "computes per inference; dense_macs is the same count summed over all T steps",
 )
 
 
@@ -88,7 +93,14 @@ def _base_row(r: Any, role: str) -> dict[str, Any]:
     return row
 
 
-def _synapse_row(r: SynapseRecord, n: int) -> dict[str, Any]:
+def _steps_per_sample(r: SynapseRecord, forward_calls: int) -> int:
+    """How many steps of each sample one node processed: the timesteps of its calls (``[T, B, ...]`` input)
+    times its calls per model forward (a recurrent graph calls its nodes once per step)."""
+    calls_per_forward = max(1, round(r.calls / forward_calls)) if forward_calls else 1
+    return max(1, int(r.elements_t.shape[0])) * calls_per_forward
+
+
+def _synapse_row(r: SynapseRecord, n: int, forward_calls: int = 0) -> dict[str, Any]:
     row = _base_row(r, r.rule.role)
     row["value_class"] = "+".join(c for c in ("binary", "signed_binary", "integer", "real") if c in r.classes)
     elements = r.total("elements")
@@ -101,6 +113,7 @@ def _synapse_row(r: SynapseRecord, n: int) -> dict[str, Any]:
         row["elem_adds"] = _div(r.total("nz_fan"), n)
         return row
     row["dense_macs"] = _div(r.total("dense"), n)
+    row["ann_macs"] = row["dense_macs"] / _steps_per_sample(r, forward_calls)
     row["syn_acs"] = _div(r.total("nz_fan", spk), n)
     row["syn_int_acs"] = _div(r.total("abs_fan", ("integer",)), n)
     row["syn_macs"] = _div(r.total("nz_fan", ("real",)), n)
@@ -177,7 +190,7 @@ def count_ops(rec: Recording, samples: int | None = None) -> OpCounts:
                      "adds of currents) have no module and are not counted; record the traced graph to count them")
     for r in rec.nodes():
         if isinstance(r, SynapseRecord):
-            row = _synapse_row(r, n)
+            row = _synapse_row(r, n, rec.forward_calls)
         elif isinstance(r, NeuronRecord):
             row, t_rates[r.name], c_rates[r.name] = _neuron_row(r, n, rec.active_counted)
         elif isinstance(r, CustomRecord):

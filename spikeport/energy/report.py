@@ -37,13 +37,18 @@ from spikeport.energy.record import NeuronRecord, Recording
 from spikeport.errors import ConfigError
 
 __all__ = ["EnergyReport", "estimate", "write_report", "REPORT_FILES", "FIGURE_FILES", "render_markdown",
-           "render_html", "render_report", "png_bytes"]
+           "render_html", "render_report", "png_bytes", "headline", "COLUMN_LABELS"]
 
 FIGURE_FILES = ("fig_rates.png", "fig_rate_heatmap.png", "fig_energy_layers.png", "fig_energy_kinds.png")
 REPORT_FILES = ("layers.csv", "timestep_rates.csv", "report.json", "report.md", "report.html") + FIGURE_FILES
 ENERGY_COLUMNS = tuple(f"e_{k}_pj" for k in ENERGY_KINDS) + ("energy_pj", "paper_energy_pj")
 ID_COLUMNS = ("layer", "type", "role", "value_class", "calls", "neurons", "rate", "in_rate")
 SUM_COLUMNS = OP_COLUMNS + ENERGY_COLUMNS
+ANN_ASSUMPTION = (
+    "ann_energy_pj: the ANN of the same shape (ReLU instead of spiking neurons) runs once per inference, not T "
+    "times: one forward pass = the dense MACs of one timestep (every synapse, the first layer included; column "
+    "ann_macs) x E_MAC ({e_mac:g} pJ); compute only (no memory, element-wise or attention ops); ann_over_snn = "
+    "ann_energy_pj / energy_pj, the SNN's energy over all T steps")
 MAX_FIG_INCHES = 16.0  # figures stay this size at most, however many timesteps or layers
 MAX_TICKS = 32  # timestep axes label every step up to this T
 
@@ -55,8 +60,8 @@ class EnergyReport:
     Attributes:
         layers: DataFrame, one row per node (execution order); see :data:`ID_COLUMNS`,
             :data:`~spikeport.energy.counting.OP_COLUMNS` and :data:`ENERGY_COLUMNS`.
-        totals: column sums plus ``firing_rate`` (all neurons), ``ann_energy_pj`` (dense MACs x
-            E_MAC) and ``ann_over_snn`` (their ratio).
+        totals: column sums plus ``firing_rate`` (all neurons), ``ann_energy_pj`` (the ANN of the
+            same shape, one forward pass: ``ann_macs`` x E_MAC) and ``ann_over_snn`` (ANN / SNN energy).
         timestep_rates: DataFrame, neuron layers x timesteps.
         channel_rates: per neuron layer, the rate of each channel.
         neurobench: the same counts in NeuroBench's SynapticOperations vocabulary.
@@ -104,7 +109,9 @@ class EnergyReport:
                 f"{t['syn_acs'] + t['syn_int_acs']:.4g} ACs, {t['syn_macs']:.4g} MACs "
                 f"(dense {t['dense_macs']:.4g}), {t['spikes']:.4g} spikes\n"
                 f"  energy ({self.hardware.name}): {t['energy_pj'] / 1e6:.6g} uJ per sample "
-                f"(papers' formula {t['paper_energy_pj'] / 1e6:.6g} uJ; ANN {t['ann_energy_pj'] / 1e6:.6g} uJ)")
+                f"(papers' formula {t['paper_energy_pj'] / 1e6:.6g} uJ)\n"
+                f"  ANN of the same shape, one forward pass: {t['ann_macs']:.4g} MACs, "
+                f"{t['ann_energy_pj'] / 1e6:.6g} uJ; ANN / SNN = {t['ann_over_snn']:.3g}")
 
 
 def _clean(obj: Any) -> Any:
@@ -161,14 +168,14 @@ def estimate(rec: Recording | OpCounts, hardware: str | EnergyModel = "horowitz4
     elems = float((neuron_rows["neurons"] * counts.timesteps).sum()) if len(neuron_rows) else 0.0
     totals["firing_rate"] = _weighted_rate(rec) if isinstance(rec, Recording) else (
         totals["spikes"] / elems if elems else 0.0)
-    totals["ann_energy_pj"] = totals["dense_macs"] * hw.e_mac_pj
+    totals["ann_energy_pj"] = totals["ann_macs"] * hw.e_mac_pj
     totals["ann_over_snn"] = totals["ann_energy_pj"] / totals["energy_pj"] if totals["energy_pj"] else float("nan")
     t = max([len(v) for v in counts.timestep_rates.values()], default=0)
     trates = pd.DataFrame.from_dict({k: list(v) + [None] * (t - len(v)) for k, v in counts.timestep_rates.items()},
                                     orient="index", columns=[f"t{i}" for i in range(t)], dtype=float)
     trates.index.name = "layer"
     assumptions = list(counts.notes) + hw.assumptions() + [
-        "ann_energy_pj: the same network as an ANN: dense MACs x E_MAC (compute only, for comparison)"]
+        ANN_ASSUMPTION.format(e_mac=hw.e_mac_pj)]
     info = {"model": getattr(rec, "model_name", ""), "samples": counts.samples, "timesteps": counts.timesteps,
             "hardware": hw.name}
     if counts.unmeasured:
@@ -258,9 +265,12 @@ def figures(report: EnergyReport) -> dict[str, bytes]:
         ax.bar(range(len(active)), vals, bottom=bottom, label=k, color=colors[k])
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_xticks(range(len(active)), _short(list(active["layer"])), rotation=75, ha="right", fontsize=7)
+    # a zero-height segment on top of a stack pins autoscaling at the stack's top (bars make their base a
+    # "sticky" limit), which clipped the tallest bar: set the range from the stacked totals instead
+    ax.set_ylim(0.0, 1.08 * max(bottom, default=0.0) or 1.0)
     ax.set_ylabel("energy per sample (uJ)")
     ax.set_title(f"Energy by layer ({report.hardware.name})")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     out["fig_energy_layers.png"] = png_bytes(fig)
 
     fig = _figure(6.0, 4.0)
@@ -276,8 +286,31 @@ def figures(report: EnergyReport) -> dict[str, bytes]:
 
 
 # ---------------------------------------------------------------- text renderings
-_MD_COLS = ("layer", "type", "value_class", "rate", "in_rate", "dense_macs", "syn_acs", "syn_int_acs", "syn_macs",
-            "approx_sops", "elem_adds", "elem_macs", "spikes", "energy_pj", "paper_energy_pj")
+_MD_COLS = ("layer", "type", "value_class", "rate", "in_rate", "dense_macs", "ann_macs", "syn_acs", "syn_int_acs",
+            "syn_macs", "approx_sops", "elem_adds", "elem_macs", "spikes", "energy_pj", "paper_energy_pj")
+
+COLUMN_LABELS: dict[str, str] = {
+    "layer": "layer", "type": "type", "value_class": "input values", "role": "role", "calls": "calls",
+    "neurons": "neurons per step", "rate": "firing rate (spikes / neuron / step)",
+    "in_rate": "input nonzero fraction", "dense_macs": "dense MACs, all T steps",
+    "ann_macs": "ANN MACs, one forward pass", "syn_acs": "ACs on spikes",
+    "syn_int_acs": "ACs on integer inputs (value-weighted)", "syn_macs": "MACs on real-valued inputs",
+    "approx_sops": "papers' SOPs (rate x T x FLOPs)", "approx_macs": "papers' MACs (real inputs)",
+    "elem_adds": "element-wise additions", "elem_macs": "element-wise products (MACs)",
+    "neuron_updates": "membrane updates", "active_updates": "membrane updates with input", "spikes": "spikes",
+    "energy_pj": "energy (pJ)", "paper_energy_pj": "papers' formula energy (pJ)", "e_ac_pj": "AC energy (pJ)",
+    "e_mac_pj": "MAC energy (pJ)", "e_neuron_pj": "membrane update energy (pJ)", "e_spike_pj": "spike energy (pJ)",
+    "e_memory_pj": "memory access energy (pJ)", "firing_rate": "mean firing rate (spikes / neuron / step)",
+    "ann_energy_pj": "ANN energy, one forward pass (pJ)", "ann_over_snn": "ANN / SNN energy (ratio)",
+}
+"""Human names with units of the report's machine column names (HTML and Markdown; CSV/JSON keep the keys).
+Op counts and energies are per inference (one sample over all T steps unless the name says one pass)."""
+
+
+def _label(key: str) -> str:
+    if key.startswith("neurobench."):
+        return f"NeuroBench {key.split('.', 1)[1].replace('_', ' ')}"
+    return COLUMN_LABELS.get(key, key)
 
 
 def _fmt(v: Any) -> str:
@@ -288,11 +321,86 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _si(v: float) -> str:
+    """A count with 4 significant digits and a k / M / G suffix."""
+    for div, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(v) >= div:
+            return f"{v / div:.4g}{suffix}"
+    return f"{v:.4g}"
+
+
+def _energy(pj: float, scale_pj: float | None = None) -> str:
+    """An energy in pJ with a readable unit (pJ, nJ, uJ, mJ), chosen from ``scale_pj`` (default ``pj``)."""
+    ref = abs(pj if scale_pj is None else scale_pj)
+    for div, unit in ((1e9, "mJ"), (1e6, "uJ"), (1e3, "nJ")):
+        if ref >= div:
+            return f"{pj / div:.4g} {unit}"
+    return f"{pj:.4g} pJ"
+
+
+def headline(report: EnergyReport) -> list[tuple[str, str]]:
+    """The report's first screen: ``(figure, what it is)`` pairs, every figure measured or computed from counts."""
+    t, m, hw = report.totals, report.meta, report.hardware
+    ratio = t.get("ann_over_snn", float("nan"))
+    if not math.isfinite(ratio) or ratio <= 0:
+        verdict = "no ratio: the SNN's energy is 0 under this model"
+        ratio_s = "n/a"
+    else:
+        ratio_s = f"{ratio:.3g}x"
+        verdict = (f"the SNN uses {ratio:.3g}x less energy than the ANN" if ratio >= 1 else
+                   f"the SNN uses {1 / ratio:.3g}x more energy than the ANN")
+    acs = t["syn_acs"] + t["syn_int_acs"]
+    steps = m.get("timesteps")
+    ops = f"{_si(acs)} ACs + {_si(t['syn_macs'])} MACs"
+    elem = t["elem_adds"] + t["elem_macs"]
+    unit = min(t["energy_pj"], t["ann_energy_pj"]) or None  # one unit for both energies
+    unmeasured = m.get("unmeasured_layers") or []
+    warning = [(f"{len(unmeasured)} UNMEASURED", f"layer(s) without an energy rule ({', '.join(unmeasured)}): their "
+                "spikes and operations are in no figure below, so every total is a lower bound")] if unmeasured else []
+    rate = t["firing_rate"]
+    bound = " (lower bound: unmeasured layers excluded)" if unmeasured else ""
+    return warning + [
+        (_energy(t["energy_pj"], unit), f"energy per inference (one sample, all T={steps} steps), energy model "
+                                  f"'{hw.name}'{bound}"),
+        (_energy(t["ann_energy_pj"], unit), f"the ANN of the same shape, one forward pass: {_si(t['ann_macs'])} MACs x "
+                                      f"{hw.e_mac_pj:g} pJ"),
+        (ratio_s, f"ANN / SNN energy: {verdict}"
+                  + ("; the ANN figure is compute only, the SNN's includes memory accesses" if hw.memory else "")),
+        (f"{rate:.4f}" if math.isfinite(rate) else "unmeasured",
+         "mean firing rate (spikes per neuron per step)" + (" of the measured neuron layers" if unmeasured else "")),
+        (ops, "SNN synaptic ops per inference (ACs on spikes and integer inputs, MACs on real-valued inputs)"
+              + (f"; plus {_si(elem)} element-wise ops" if elem else "")
+              + f"; the ANN does {_si(t['ann_macs'])} MACs"),
+        (hw.name, (hw.description + "; " if hw.description else "")
+         + f"AC {hw.e_ac_pj:g} pJ, MAC {hw.e_mac_pj:g} pJ"
+         + ("; memory accesses charged" if hw.memory else "")),
+    ]
+
+
+def _run_line(report: EnergyReport) -> str:
+    m = report.meta
+    parts = [f"model {m.get('model', '?')}"]
+    if m.get("data"):
+        parts.append(f"data {m['data']}")
+    parts += [f"{m.get('samples', '?')} samples", f"T={m.get('timesteps', '?')}"]
+    return ", ".join(str(p) for p in parts)
+
+
 def _md_table(rows: list[list[Any]], header: list[str]) -> str:
     cells = [header] + [[_fmt(v).replace("|", "\\|") for v in r] for r in rows]
     lines = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in cells[1:]]
     return "\n".join(lines)
+
+
+def _layer_rows(report: EnergyReport) -> list[list[Any]]:
+    """Layer table rows for people: an unmeasured layer's unknown numbers read "unmeasured", never blank or 0."""
+    rows = []
+    for r in report.layers.to_dict(orient="records"):
+        unknown = r.get("role") == "unmeasured"
+        rows.append([("unmeasured" if unknown and (v is None or (isinstance(v, float) and not math.isfinite(v)))
+                      else v) for v in (r.get(c) for c in _MD_COLS)])
+    return rows
 
 
 def _totals_rows(report: EnergyReport) -> list[list[Any]]:
@@ -302,45 +410,65 @@ def _totals_rows(report: EnergyReport) -> list[list[Any]]:
 def render_markdown(report: EnergyReport) -> str:
     """The report as Markdown (tables only; figures are separate PNG files)."""
     m = report.meta
-    parts = [f"# Energy report: {m.get('model', '')}", "",
-             _md_table([[k, v] for k, v in m.items()], ["run", "value"]), "",
-             "## Totals (per sample)", "", _md_table(_totals_rows(report), ["quantity", "value"]), "",
-             "## Layers (per sample)", "",
-             _md_table([[r.get(c) for c in _MD_COLS] for r in report.layers.to_dict(orient="records")],
-                       list(_MD_COLS)), "",
-             "## Energy constants", "",
-             _md_table([[k, v if not isinstance(v, list) else json.dumps(v)] for k, v in
-                        report.hardware.constants().items()], ["constant", "value"]), "",
-             "## Assumptions", ""]
+    parts = [f"# Energy report: {m.get('model', '')}", "", _run_line(report), ""]
+    parts += [f"- **{value}**: {what}" for value, what in headline(report)]
+    parts += ["", "## Run", "", _md_table([[k, v] for k, v in m.items()], ["run", "value"]), "",
+              "## Totals (per inference)", "",
+              _md_table([[_label(k), v, k] for k, v in _totals_rows(report)], ["quantity", "value", "JSON key"]), "",
+              "## Layers (per inference)", "",
+              _md_table(_layer_rows(report), [_label(c) for c in _MD_COLS]), "",
+              "## Energy constants", "",
+              _md_table([[k, v if not isinstance(v, list) else json.dumps(v)] for k, v in
+                         report.hardware.constants().items()], ["constant", "value"]), "",
+              "## Assumptions", ""]
     parts += [f"- {a}" for a in report.assumptions]
     parts += ["", "Figures: " + ", ".join(f"[{f}]({f})" for f in FIGURE_FILES), ""]
     return "\n".join(parts)
 
 
-def _html_table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+def _html_table(header: list[str], rows: list[list[Any]], keys: list[str] | None = None) -> str:
+    """A table; ``keys`` (machine names, as in CSV/JSON) become the header cells' tooltips."""
+    tips = keys or [""] * len(header)
+    head = "".join(f'<th title="{html.escape(k)}">{html.escape(h)}</th>' if k else f"<th>{html.escape(h)}</th>"
+                   for h, k in zip(header, tips))
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+_FIGURE_CAPTIONS = {"fig_rates.png": "Firing rate per layer", "fig_rate_heatmap.png": "Firing rate per layer and step",
+                    "fig_energy_layers.png": "Energy per inference by layer",
+                    "fig_energy_kinds.png": "Energy per inference by op kind"}
+
+
 def render_html(report: EnergyReport, figs: Mapping[str, bytes]) -> str:
-    """A self-contained HTML page (figures inlined as base64 PNG)."""
+    """A self-contained HTML page (figures inlined as base64 PNG) that opens on the headline figures."""
     m = report.meta
-    imgs = "".join(f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,'
-                   f'{base64.b64encode(b).decode("ascii")}"><figcaption>{html.escape(n)}</figcaption></figure>'
-                   for n, b in figs.items())
-    layer_rows = [[r.get(c) for c in _MD_COLS] for r in report.layers.to_dict(orient="records")]
+    imgs = "".join(f'<figure><img alt="{html.escape(_FIGURE_CAPTIONS.get(n, n))}" src="data:image/png;base64,'
+                   f'{base64.b64encode(b).decode("ascii")}"><figcaption>{html.escape(_FIGURE_CAPTIONS.get(n, n))} '
+                   f"({html.escape(n)})</figcaption></figure>" for n, b in figs.items())
+    cards = "".join(f'<div class="card"><div class="big">{html.escape(v)}</div><div>{html.escape(w)}</div></div>'
+                    for v, w in headline(report))
+    layer_rows = _layer_rows(report)
     consts = [[k, json.dumps(v) if isinstance(v, list) else v] for k, v in report.hardware.constants().items()]
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px;"
-             "margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#eee}"
-             "td:first-child{text-align:left}figure{display:inline-block;margin:0.5em}img{max-width:680px}")
+    totals = _totals_rows(report)
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}"
+             "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#eee}"
+             "td:first-child{text-align:left}figure{display:inline-block;margin:0.5em}img{max-width:680px}"
+             ".cards{display:flex;flex-wrap:wrap;gap:12px;margin:1em 0}"
+             ".card{flex:1 1 300px;border:1px solid #ccc;border-radius:6px;padding:10px 14px;background:#f7f9fc}"
+             ".big{font-size:26px;font-weight:bold;margin-bottom:4px}.run{color:#555}")
+    title = html.escape(str(m.get("model", "")))
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>Energy report: {html.escape(str(m.get('model', '')))}</title><style>{style}</style></head><body>"
-            f"<h1>Energy report: {html.escape(str(m.get('model', '')))}</h1>"
-            + _html_table(["run", "value"], [[k, v] for k, v in m.items()])
-            + "<h2>Totals (per sample)</h2>" + _html_table(["quantity", "value"], _totals_rows(report))
+            f"<title>Energy report: {title}</title><style>{style}</style></head><body>"
+            f"<h1>Energy report: {title}</h1><p class=\"run\">{html.escape(_run_line(report))}</p>"
+            f'<div class="cards">{cards}</div>'
             + f"<h2>Figures</h2>{imgs}"
-            + "<h2>Layers (per sample)</h2>" + _html_table(list(_MD_COLS), layer_rows)
+            + "<h2>Totals (per inference)</h2>"
+            + _html_table(["quantity", "value", "JSON key"], [[_label(k), v, k] for k, v in totals])
+            + "<h2>Layers (per inference)</h2>"
+            + _html_table([_label(c) for c in _MD_COLS], layer_rows, list(_MD_COLS))
+            + "<h2>Run</h2>" + _html_table(["run", "value"], [[k, v] for k, v in m.items()])
             + "<h2>Energy constants</h2>" + _html_table(["constant", "value"], consts)
             + "<h2>Assumptions</h2><ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in report.assumptions)
             + "</ul></body></html>\n")

@@ -21,13 +21,14 @@ def run(ctx: Any) -> None:
     """Export ``ctx.snn`` to every target, then verify each on the digits test split."""
     from spikeport.data import get_dataset
     from spikeport.errors import SpikeportError
-    from spikeport.targets.export import export_model
-    from spikeport.targets.verify import dataset_batches, verify_export
+    from spikeport.targets.export import describe_lava_check, export_model
+    from spikeport.targets.verify import dataset_batches, dataset_check_data, verify_export
 
     if ctx.snn is None:  # pragma: no cover - the train step always runs first
         return
     model = ctx.snn.model.to("cpu").eval()
     split = get_dataset("digits", train=False)
+    check_data = dataset_check_data(split, "digits", timesteps=ctx.timesteps)  # the export's own check
     rows, md = {}, ["## Export (each target run on the test split against the torch reference)", "",
                     "| target | file | spikes | max logit error | accuracy torch / target | verdict |",
                     "|---|---|---|---|---|---|"]
@@ -35,7 +36,8 @@ def run(ctx: Any) -> None:
     for target, name in TARGET_FILES:
         ctx.echo(f"[demo] exporting {target} -> {name}")
         try:
-            res = export_model(model, target, ctx.out / name, timesteps=ctx.timesteps, force=True, source="snn.pt")
+            res = export_model(model, target, ctx.out / name, timesteps=ctx.timesteps, force=True, source="snn.pt",
+                               check_data=check_data)
             [c] = verify_export(model, res.path, dataset_batches(split, timesteps=ctx.timesteps, batch_size=128))
         except SpikeportError as e:
             ctx.echo(f"[demo]   {target}: not exported: {e}")
@@ -45,11 +47,8 @@ def run(ctx: Any) -> None:
         ctx.echo(f"[demo]   {c.describe()}; accuracy torch {c.ref_accuracy:.4f}, {target} {c.target_accuracy:.4f}")
         lava = res.summary.get("lava_check")
         if lava:  # the export ran Lava itself on a few inputs against spikeport's Loihi-exact reference
-            same = "identical" if lava["spikes_identical"] else "DIFFERENT"
-            ctx.echo(f"[demo]   Lava Loihi2SimCfg(fixed_pt) vs spikeport's Loihi reference: spikes {same} "
-                     f"on {lava['samples']} samples")
-            notes.append(f"Lava `fixed_pt` simulation vs spikeport's Loihi-exact reference: spikes {same} on "
-                         f"{lava['samples']} samples (checked at export).")
+            ctx.echo(f"[demo]   {describe_lava_check(lava)}")
+            notes.append(f"{describe_lava_check(lava)} (checked at export on the first test samples).")
         rows[target] = {"file": name, **c.to_dict()}
         agree = f"{100 * (1 - c.spike_mismatches / max(1, sum(x.total for x in c.layers))):.4f}% identical"
         md.append(f"| {target} | {name} | {agree} | {c.max_logit_error:.2g} | {c.ref_accuracy:.4f} / "

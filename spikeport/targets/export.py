@@ -4,8 +4,9 @@
 and writes, next to the exported file ``PATH``:
 
 * ``PATH.summary.json``: target, file, model, shapes, graph statistics, the
-  post-export check (verdict, per-layer spike agreement, logit error) and the
-  :func:`deployability` of the model on every target (which nodes block which);
+  post-export check (verdict, per-layer spike agreement and reference spikes, logit
+  error, the data it ran on) and the :func:`deployability` of the model on every
+  target (which nodes block which);
 * ``PATH.summary.md``: the same for people;
 * target sidecars (:data:`_SIDECARS`), e.g. ``PATH.loihi.json`` for ``lava``: the host readout and input
   encoding that go with the netx file (JSON; see :mod:`spikeport.targets.lava.sidecar`).
@@ -13,7 +14,11 @@ and writes, next to the exported file ``PATH``:
 All files are first written (atomically) to hidden staging names next to
 ``PATH`` and renamed into place together only when everything succeeded, so a
 failed export leaves nothing behind, and with ``force`` a failure keeps the old
-export and its summaries as they were. An existing output is refused unless
+export and its summaries as they were. Every target applies one policy to its
+post-export check (:func:`~spikeport.targets.verify.enforce_check`): a check that
+fails, or that is vacuous (a spike layer that never fires on the check data),
+is an error and nothing is written, unless ``allow_mismatch`` / ``allow_silent``
+keep the file with the verdict in its summary. An existing output is refused unless
 ``force``. Targets are plain functions registered in
 :data:`TARGETS` (``fn(model, path, **options) -> ExportResult``); the model is
 never modified.
@@ -25,10 +30,11 @@ file, chosen by its suffix, for :mod:`spikeport.targets.verify`.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,15 +44,12 @@ from spikeport._registry import Registry
 from spikeport.errors import ConfigError, DataError, ExportError, SpikeportError
 
 __all__ = ["TARGETS", "ExportResult", "export_model", "deployability", "open_exported", "summary_paths",
-           "LAVA_LOWERING_MISSING"]
+           "target_options"]
 
 TARGETS: Registry = Registry("export target")
 
 _SIDECARS: dict[str, tuple[str, ...]] = {"lava": (".loihi.json",)}
 """Files a target writes beside ``PATH`` (as ``PATH + suffix``), staged and committed with it."""
-
-LAVA_LOWERING_MISSING = ("the lava target needs an IR -> LoihiNetwork lowering (spikeport.targets.lava.deploy_network), "
-                         "which this build does not provide; export to onnx or nir instead")
 
 
 @dataclass
@@ -68,8 +71,29 @@ class ExportResult:
             parts.append(f"T={s['timesteps']}")
         line = ", ".join(parts) + ")"
         if self.check is not None:
-            line += f"; check vs torch: {self.check.describe()}"
+            line += f"; check vs torch on {s.get('check_data') or 'the check data'}: {self.check.describe()}"
+        if s.get("lava_check"):
+            line += f"; {describe_lava_check(s['lava_check'])}"
         return line
+
+    @property
+    def check_failures(self) -> list[str]:
+        """Why the kept file's checks did not pass (empty when every check passed or none ran)."""
+        return [short for short, _ in self.failed_checks()]
+
+    def failed_checks(self) -> list[tuple[str, str]]:
+        """``(what, verdict line)`` for each check that failed or was vacuous although the file was kept."""
+        out = []
+        if self.check is not None and not self.check.agrees:
+            out.append(("check FAILED, file kept because of --allow-mismatch", self.check.describe()))
+        elif self.check is not None and self.check.vacuous:
+            out.append(("check is VACUOUS, file kept because of --allow-silent", self.check.describe()))
+        lava = self.summary.get("lava_check") or {}
+        if lava.get("verdict") == "differ":
+            out.append(("Lava check FAILED, file kept because of --allow-mismatch", describe_lava_check(lava)))
+        elif lava.get("verdict") == "vacuous":
+            out.append(("Lava check is VACUOUS, file kept because of --allow-silent", describe_lava_check(lava)))
+        return out
 
 
 def summary_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -91,7 +115,7 @@ def _onnx(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
     r = export_onnx(model, path, timesteps=timesteps, input_shape=input_shape, source=_source(model), **opts)
     return ExportResult("onnx", r.path, {"kind": r.kind, "timesteps": r.meta["timesteps"], "onnx_nodes": r.nodes,
                                          "size_bytes": r.size_bytes, "spike_outputs": len(r.meta["spikes"]),
-                                         "exporter": r.meta["exporter"]}, r.check)
+                                         "exporter": r.meta["exporter"], "check_data": r.check_data}, r.check)
 
 
 @TARGETS.register(name="onnx-stream")
@@ -103,7 +127,7 @@ def _onnx_stream(model: Any, path: Path, *, timesteps: int | None = None, input_
     return ExportResult("onnx-stream", r.path, {"kind": r.kind, "timesteps": None, "onnx_nodes": r.nodes,
                                                 "size_bytes": r.size_bytes, "state_tensors": len(r.meta["states"]),
                                                 "spike_outputs": len(r.meta["spikes"]),
-                                                "exporter": r.meta["exporter"]}, r.check)
+                                                "exporter": r.meta["exporter"], "check_data": r.check_data}, r.check)
 
 
 @TARGETS.register(name="nir")
@@ -111,45 +135,44 @@ def _nir(model: Any, path: Path, *, timesteps: int | None = None, input_shape: S
          **opts: Any) -> ExportResult:
     from spikeport.targets.nir import export_nir
 
-    allowed = {"dt", "check", "batch", "seed", "scale", "atol", "tie_eps"}
-    r = export_nir(model, path, input_shape=input_shape, timesteps=timesteps,
-                   **{k: v for k, v in opts.items() if k in allowed})
+    r = export_nir(model, path, input_shape=input_shape, timesteps=timesteps, **opts)
     return ExportResult("nir", r.path, {"nir_nodes": r.nodes, "nir_edges": r.edges, "size_bytes": r.size_bytes,
-                                        "timesteps": None}, r.check)
-
-
-def _lava_lowering() -> Callable[..., Any] | None:
-    """The Lava package's IR -> LoihiNetwork lowering, if this build has one."""
-    from spikeport._imports import optional_import
-
-    mod = optional_import("spikeport.targets.lava")
-    return getattr(mod, "deploy_network", None) if mod is not None else None
+                                        "timesteps": None, "check_data": r.check_data}, r.check)
 
 
 LAVA_CHECK_SAMPLES = 32
-"""Seeded grid inputs the lava export's float-vs-Loihi check runs (Lava itself: the first 4)."""
+"""Seeded grid inputs the lava export's float-vs-Loihi check runs when no check data is given."""
+LAVA_RUN_SAMPLES = 4
+"""Samples of the check data the lava export also runs in Lava itself (slow: about 0.2 s each)."""
 
 
 @TARGETS.register(name="lava")
 def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: Sequence[int] | None = None,
           check: bool = True, lava_check: bool | None = None, scale: float | str = "auto",
-          input_scale: int | None = None, input_bits: int | None = None, **opts: Any) -> ExportResult:
+          input_scale: int | None = None, input_bits: int | None = None, check_data: Any = None,
+          min_agreement: float | None = None, min_spikes: int | None = None, allow_mismatch: bool = False,
+          allow_silent: bool = False) -> ExportResult:
     """netx ``path`` + ``path.loihi.json`` (host readout, input encoding); see :mod:`spikeport.targets.lava.deploy`.
 
-    ``check``: compare the float model with the Loihi-exact reference on seeded inputs on the input grid.
-    ``lava_check``: also run Lava (``fixed_pt``) on a few of them and require identical spikes (default:
-    when Lava is installed).
+    ``check``: compare the float model with the Loihi-exact reference on ``check_data`` (default: seeded inputs
+    on the input grid); it passes when at least ``min_agreement`` of the predictions match (fixed point).
+    ``lava_check``: also run Lava (``fixed_pt``) on the first few of them and require identical spikes (default:
+    when Lava is installed). Either check failing, or vacuous (silent layers), raises under the common policy
+    unless ``allow_mismatch`` / ``allow_silent``.
     """
-    from spikeport.targets.nir import to_graph
-
-    if _lava_lowering() is None:
-        raise ExportError(LAVA_LOWERING_MISSING)
     from spikeport.targets.lava import lava_available
     from spikeport.targets.lava.cores import loihi_summary
     from spikeport.targets.lava.deploy import DEFAULT_INPUT_SCALE, deploy_graph, grid_inputs
     from spikeport.targets.lava.runner import LoihiRunner
-    from spikeport.targets.lava.runner import lava_check as run_check
     from spikeport.targets.lava.sidecar import write_deployment
+    from spikeport.targets.nir import to_graph
+    from spikeport.targets.verify import (
+        DEFAULT_MIN_PRED_AGREEMENT,
+        DEFAULT_MIN_SPIKES,
+        CheckData,
+        compare,
+        enforce_check,
+    )
 
     dep = deploy_graph(to_graph(model, input_shape), scale=scale,
                            input_scale=DEFAULT_INPUT_SCALE if input_scale is None else input_scale,
@@ -161,16 +184,87 @@ def _lava(model: Any, path: Path, *, timesteps: int | None = None, input_shape: 
     comparison = None
     if check:
         from spikeport.targets.torch_runner import TorchRunner
-        from spikeport.targets.verify import compare
 
-        t = timesteps or 4
-        x = grid_inputs(dep.network.input_shape, timesteps=t, samples=LAVA_CHECK_SAMPLES,
-                        input_scale=dep.input_scale)
-        comparison = compare(TorchRunner(model, input_shape=input_shape), LoihiRunner(path), [(x, None)])
-        summary["timesteps"] = t
+        min_spikes = DEFAULT_MIN_SPIKES if min_spikes is None else min_spikes
+        if check_data is None:
+            t = timesteps or 4
+            grid = "binary spike" if not dep.input_scale else f"1/{dep.input_scale} input grid"
+            check_data = CheckData([(grid_inputs(dep.network.input_shape, timesteps=t, samples=LAVA_CHECK_SAMPLES,
+                                                 input_scale=dep.input_scale), None)],
+                                   f"{LAVA_CHECK_SAMPLES} seeded random inputs on the {grid} (no dataset known, "
+                                   f"pass --dataset for labelled data), T={t}")
+        comparison = compare(TorchRunner(model, input_shape=input_shape), LoihiRunner(path), check_data.batches,
+                             min_pred_agreement=DEFAULT_MIN_PRED_AGREEMENT if min_agreement is None else min_agreement,
+                             min_spikes=min_spikes, allow_silent=allow_silent)
+        summary["timesteps"] = check_data.timesteps
+        summary["check_data"] = check_data.description
+        enforce_check(comparison, path, allow_mismatch=allow_mismatch, data=check_data.description,
+                      what="the Loihi fixed-point reference")
         if lava_check if lava_check is not None else lava_available():
-            summary["lava_check"] = {**run_check(path, x[:, :4]), "timesteps": t}
+            x = check_data.batches[0][0][:, :LAVA_RUN_SAMPLES]
+            lc = _lava_spike_check(path, x, min_spikes)
+            summary["lava_check"] = {**lc, "timesteps": check_data.timesteps}
+            if lc["verdict"] == "differ" and not allow_mismatch:
+                raise ExportError(f"{path}: the export check failed: {describe_lava_check(lc)}; nothing was written "
+                                  "(pass --allow-mismatch to keep the file with the failed verdict in its summary)")
+            if lc["verdict"] == "vacuous" and not allow_silent:
+                raise ExportError(f"{path}: the Lava check is {describe_lava_check(lc)}; nothing was written; check "
+                                  "on data that makes every layer spike (--dataset), or pass --allow-silent")
     return ExportResult("lava", Path(path), summary, comparison)
+
+
+def _lava_spike_check(path: Path, x: Any, min_spikes: int) -> dict[str, Any]:
+    """Run Lava (``fixed_pt``) and spikeport's Loihi reference on ``x``; count each layer's spikes."""
+    from spikeport.targets.lava.runner import LoihiRunner
+
+    runner = LoihiRunner(path, backend="both")
+    try:
+        spikes = runner.chip_spikes(x)
+    except ExportError as e:  # Lava and the reference differ: the message names the layer and the count
+        detail = str(e).split(": ", 1)[-1]
+        return {"samples": int(x.shape[1]), "spikes_identical": False, "verdict": "differ", "detail": detail,
+                "layer_spikes": {}, "silent_layers": [], "min_spikes": min_spikes}
+    net = runner.deployment.network
+    counts = {net.layers[i].name: int(s.sum()) for i, s in spikes.items()}
+    silent = [name for name, c in counts.items() if c < min_spikes]
+    return {"samples": runner.lava_checked, "spikes_identical": True, "verdict": "vacuous" if silent else "identical",
+            "layer_spikes": counts, "silent_layers": silent, "min_spikes": min_spikes}
+
+
+def describe_lava_check(lc: dict[str, Any]) -> str:
+    """One line for a Lava-vs-reference check (``summary["lava_check"]``)."""
+    head = f"Lava Loihi2SimCfg(fixed_pt) vs spikeport's Loihi reference on {lc['samples']} samples"
+    if lc.get("verdict") == "differ":
+        return f"{head}: spikes DIFFER ({lc.get('detail', '')})"
+    if lc.get("verdict") == "vacuous":
+        fewer = "no spike" if lc["min_spikes"] == 1 else f"fewer than {lc['min_spikes']} spikes"
+        return (f"{head}: vacuous for layers: {', '.join(lc['silent_layers'])} ({fewer}, so their equality shows "
+                f"nothing); spikes identical in every layer")
+    return f"{head}: spikes identical (spikes per layer: {', '.join(str(c) for c in lc['layer_spikes'].values())})"
+
+
+def target_options(target: str) -> list[str]:
+    """The keyword options ``target`` accepts (those of the library function that writes it).
+
+    Raises:
+        ConfigError: unknown target.
+    """
+    from spikeport.targets.nir import export_nir
+    from spikeport.targets.onnx import export_onnx, export_onnx_stream
+
+    writer = {"onnx": export_onnx, "onnx-stream": export_onnx_stream, "nir": export_nir}.get(target)
+    fn = writer if writer is not None else TARGETS.get(target)
+    fixed = {"model", "path", "timesteps", "input_shape", "source"}
+    return sorted(n for n, p in inspect.signature(fn).parameters.items()
+                  if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in fixed)
+
+
+def _check_options(target: str, options: dict[str, Any]) -> None:
+    known = target_options(target)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for export target '{target}' (it accepts: "
+                          f"{', '.join(known)})")
 
 
 # ----------------------------------------------------------------------------- deployability
@@ -193,15 +287,13 @@ def deployability(graph: Any) -> dict[str, dict[str, Any]]:
         out["nir"] = {"ok": False, "blocking": [str(e)], "note": "see spikeport.converter.nir_io"}
     except SpikeportError as e:
         out["nir"] = {"ok": False, "blocking": [str(e)], "note": ""}
-    lowering = _lava_lowering()
-    if lowering is None:
-        out["lava"] = {"ok": False, "blocking": [], "note": LAVA_LOWERING_MISSING}
-    else:
-        try:
-            lowering(graph)
-            out["lava"] = {"ok": True, "blocking": [], "note": ""}
-        except SpikeportError as e:
-            out["lava"] = {"ok": False, "blocking": [str(e)], "note": ""}
+    from spikeport.targets.lava import deploy_network
+
+    try:
+        deploy_network(graph)
+        out["lava"] = {"ok": True, "blocking": [], "note": ""}
+    except SpikeportError as e:
+        out["lava"] = {"ok": False, "blocking": [str(e)], "note": ""}
     return out
 
 
@@ -235,10 +327,12 @@ def _markdown(s: dict[str, Any]) -> str:
     if chk is None:
         lines.append("not run")
     else:
-        lines += [f"verdict: {chk['description']}", "",
-                  "| layer | agreement | mismatches | ref rate | target rate |", "|---|---|---|---|---|"]
+        lines += [f"data: {s.get('check_data') or 'not recorded'}", "", f"verdict: {chk['description']}", ""]
+        lines += [f"**{f}**" for f in s.get("check_failures", [])] + ([""] if s.get("check_failures") else [])
+        lines += ["| layer | agreement | mismatches | ref spikes | ref rate | target rate |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {r['layer']} | {100 * r['agreement']:.4f}% | {r['mismatches']}/{r['total']} | "
-                  f"{r['ref_rate']:.4f} | {r['target_rate']:.4f} |" for r in chk["layers"]]
+                  f"{r['ref_spikes']} | {r['ref_rate']:.4f} | {r['target_rate']:.4f} |" for r in chk["layers"]]
     lo = s.get("loihi")
     if lo:
         lines += ["", "## Loihi 2 deployment", "",
@@ -252,8 +346,7 @@ def _markdown(s: dict[str, Any]) -> str:
         lines += [f"| {r['name']} | {r['kind']} | {r['shape']} | {r['neurons']} | {r['synapses']} | {r['v_th_mant']} "
                   f"| {r['est_cores']} |" for r in lo["layers"]]
         if s.get("lava_check"):
-            lines += ["", f"Lava fixed_pt vs Loihi reference: spikes identical on {s['lava_check']['samples']} "
-                          f"samples"]
+            lines += ["", describe_lava_check(s["lava_check"]) + " (the first samples of the check data)"]
     lines += ["", "## Deployability", "", "| target | ok | blocking / note |", "|---|---|---|"]
     for tgt, d in s.get("deployability", {}).items():
         why = "; ".join(d["blocking"]) or d.get("note", "")
@@ -275,13 +368,17 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
         force: overwrite existing outputs.
         summary: also write ``out.summary.json`` / ``out.summary.md``.
         source: model description for the summary (default: zoo name or class).
-        **options: passed to the target function (e.g. ``exporter``, ``spikes``, ``check``).
+        **options: passed to the target function (e.g. ``exporter``, ``spikes``, ``check``,
+            ``check_data`` (a :class:`~spikeport.targets.verify.CheckData`, e.g. the model's test
+            split), ``min_spikes``, ``allow_mismatch``, ``allow_silent``; ``min_agreement`` for lava).
 
     Raises:
         ConfigError: unknown target, or outputs exist without ``force``.
-        ExportError / UnsupportedNodeError: the export failed (nothing is left behind).
+        ExportError / UnsupportedNodeError: the export failed, or its check failed or is vacuous and
+            was not allowed (nothing is left behind).
     """
     fn = TARGETS.get(target)
+    _check_options(target, options)
     dest = Path(out)
     if dest.is_dir():
         raise ConfigError(f"{dest}: is a directory; --out must be a file path")
@@ -307,6 +404,7 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
                 doc["check"] = {**result.check.to_dict(), "description": result.check.describe()}
             else:
                 doc["check"] = None
+            doc["check_failures"] = result.check_failures
             doc["deployability"] = deployability(g) if g is not None else {}
             js, md = summary_paths(dest)
             atomic_write_text(staged[js], json.dumps(doc, indent=1, default=str) + "\n")

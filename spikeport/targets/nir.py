@@ -4,8 +4,10 @@
 with :func:`spikeport.converter.nir_io.write_nir` (BatchNorm folded; the file is
 re-read with ``nir.read`` before it is renamed into place), then imports the file
 back (:func:`~spikeport.converter.nir_io.read_nir`) and compares that graph's
-torch execution with the original model's on seeded random inputs (see
-:mod:`spikeport.targets.verify`). BatchNorm folding changes float rounding, so
+torch execution with the original model's on the check data (the model's test
+split when the caller passes it, else seeded random inputs; see
+:mod:`spikeport.targets.verify`). A failed or vacuous check leaves nothing behind
+unless ``allow_mismatch`` / ``allow_silent``. BatchNorm folding changes float rounding, so
 logits typically differ by ~1e-7 and spikes may differ by threshold ties only.
 The mapping of neurons, and what NIR cannot represent, is documented in
 :mod:`spikeport.converter.nir_io`.
@@ -19,12 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from spikeport._io import atomic_path
-from spikeport.errors import ExportError
 from spikeport.targets.torch_runner import TorchRunner, check_input_budget
-from spikeport.targets.verify import DEFAULT_ATOL, DEFAULT_TIE_EPS, Comparison, compare
+from spikeport.targets.verify import (
+    DEFAULT_ATOL,
+    DEFAULT_MIN_SPIKES,
+    DEFAULT_TIE_EPS,
+    CheckData,
+    Comparison,
+    compare,
+    enforce_check,
+    random_check_data,
+)
 
 __all__ = ["NirExport", "NirRunner", "export_nir", "to_graph"]
 
@@ -39,8 +47,9 @@ class NirExport:
     edges: int
     check: Comparison | None
     size_bytes: int
-    dt: float = 1e-4
-    consumer: str = "spikeport"
+    check_data: str = ""  # what the check ran on
+    dt: float = 1e-4  # the step recorded in the file
+    consumer: str = "spikeport"  # the importer the file was written for
 
 
 def to_graph(model: Any, input_shape: Sequence[int] | None = None) -> Any:
@@ -67,7 +76,9 @@ class NirRunner(TorchRunner):
 def export_nir(model: Any, path: str | os.PathLike, *, input_shape: Sequence[int] | None = None,
                dt: float | None = None, consumer: str = "spikeport", check: bool = True,
                timesteps: int | None = None, batch: int = 2, seed: int = 0, scale: float = 1.0,
-               atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS) -> NirExport:
+               atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS, check_data: CheckData | None = None,
+               min_spikes: int = DEFAULT_MIN_SPIKES, allow_mismatch: bool = False,
+               allow_silent: bool = False) -> NirExport:
     """Write ``model`` as a NIR file at ``path`` (atomic) and check it by importing it back.
 
     Args:
@@ -76,15 +87,17 @@ def export_nir(model: Any, path: str | os.PathLike, *, input_shape: Sequence[int
         dt: NIR timestep in seconds (default: the consumer's, else 1e-4), recorded in the file's metadata.
         consumer: the importer the file is written for (``--nir-for``; see
             :mod:`spikeport.converter.nir_io.consumers`): nodes it would misread are refused.
-        check: re-import and compare with the original on ``rand(T, batch(+1), ...) * scale``.
+        check: re-import and compare with the original on ``check_data`` (default
+            ``rand(T, batch(+1), ...) * scale``).
         timesteps: T of the check (default ``model.timesteps``, else 4).
-        atol, tie_eps: see :mod:`spikeport.targets.verify`.
+        atol, tie_eps, min_spikes, allow_silent: see :mod:`spikeport.targets.verify`.
+        allow_mismatch: keep the file although the check failed (its verdict is in ``check``).
 
     Raises:
         UnsupportedNodeError: nodes NIR cannot represent (all listed).
-        ExportError: writing or the import-back check failed (nothing left at ``path``).
+        ExportError: writing failed, or the import-back check failed or is vacuous (nothing left at ``path``).
     """
-    from spikeport.converter.nir_io import export_dt, read_nir, to_nir, write_nir
+    from spikeport.converter.nir_io import export_dt, to_nir, write_nir
     from spikeport.models.encoders import check_timesteps
 
     graph = to_graph(model, input_shape)
@@ -92,18 +105,17 @@ def export_nir(model: Any, path: str | os.PathLike, *, input_shape: Sequence[int
     ng = to_nir(graph, step, consumer=consumer)  # raises UnsupportedNodeError listing every blocking node
     dest = Path(path)
     comp = None
+    data = None
     with atomic_path(dest) as tmp:
         write_nir(graph, tmp, step, consumer=consumer)
         if check:
             t = check_timesteps(timesteps if timesteps is not None else (getattr(model, "timesteps", None) or 4))
             ref = TorchRunner(graph)
             check_input_budget(t, batch + 1, ref.input_shape)
-            back = TorchRunner(read_nir(tmp))  # dt and integration from the file's metadata
-            back.runtime = "nir-import"
-            g = torch.Generator().manual_seed(seed)
-            batches = [(torch.rand(t, b, *ref.input_shape, generator=g) * scale, None) for b in (batch, batch + 1)]
-            comp = compare(ref, back, batches, atol=atol, tie_eps=tie_eps)
-            if not comp.ok:
-                raise ExportError(f"{dest.name}: the NIR file imported back disagrees with the model: "
-                                  f"{comp.describe()}")
-    return NirExport(dest, len(ng.nodes), len(ng.edges), comp, dest.stat().st_size, step, consumer)
+            data = check_data or random_check_data(ref.input_shape, timesteps=t, batch=batch, seed=seed, scale=scale)
+            comp = compare(ref, NirRunner(tmp), data.batches, atol=atol, tie_eps=tie_eps,  # dt from the metadata
+                           min_spikes=min_spikes, allow_silent=allow_silent)
+            enforce_check(comp, dest.name, allow_mismatch=allow_mismatch, data=data.description,
+                          what="the NIR file imported back")
+    return NirExport(dest, len(ng.nodes), len(ng.edges), comp, dest.stat().st_size,
+                     data.description if data is not None else "", step, consumer)

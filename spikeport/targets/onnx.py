@@ -27,10 +27,15 @@ TorchScript exporter is deprecated by torch; its DeprecationWarning is silenced.
 pool times a constant: torch.onnx silently drops ``divisor_override``.
 
 Right after writing, :func:`onnx.checker.check_model` runs and
-onnxruntime is compared with the torch reference on seeded random inputs (a
-second batch size checks the dynamic axis): spikes must be identical, or differ
-only by threshold ties (see :mod:`spikeport.targets.verify`), and logits agree
-within ``atol``. Only then is the file renamed into place (atomic write).
+onnxruntime is compared with the torch reference on the check data (``check_data``:
+the model's own test split when the caller knows it, else seeded random inputs;
+two batch sizes check the dynamic axis): spikes must be identical, or differ
+only by threshold ties (see :mod:`spikeport.targets.verify`), logits agree
+within ``atol``, and every spike layer must spike on the check data (else the
+check is vacuous). Only then is the file renamed into place (atomic write); a
+failed or vacuous check leaves nothing unless ``allow_mismatch`` / ``allow_silent``
+(:func:`~spikeport.targets.verify.enforce_check`). A silent reference is refused
+before the (slow) export itself.
 
 The file's ``metadata_props["spikeport"]`` (JSON) records the kind, T, input
 shape, output -> layer names and state specs, so :class:`OnnxRunner` can run
@@ -57,7 +62,18 @@ from torch import nn
 from spikeport._io import atomic_path
 from spikeport.errors import DataError, ExportError, SpikeportError, UnsupportedNodeError
 from spikeport.targets.torch_runner import RunResult, TorchRunner, check_input_budget, spike_layers
-from spikeport.targets.verify import DEFAULT_ATOL, DEFAULT_TIE_EPS, Comparison, compare
+from spikeport.targets.verify import (
+    DEFAULT_ATOL,
+    DEFAULT_MIN_SPIKES,
+    DEFAULT_TIE_EPS,
+    CheckData,
+    Comparison,
+    compare,
+    enforce_check,
+    random_check_data,
+    silent_reference_layers,
+    vacuous_message,
+)
 
 __all__ = ["OnnxExport", "OnnxRunner", "export_onnx", "export_onnx_stream", "read_onnx_meta", "EXPORTERS",
            "META_KEY", "DEFAULT_OPSET"]
@@ -105,6 +121,7 @@ class OnnxExport:
     nodes: int = 0
     size_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    check_data: str = ""  # what the check ran on
 
 
 # ----------------------------------------------------------------------------- wrappers
@@ -246,7 +263,13 @@ def _torch_export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     buf = io.StringIO()
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(buf), torch.no_grad():
-            warnings.simplefilter("ignore")  # TorchScript exporter deprecation / tracer notes
+            # only the notes this export is known to raise: the legacy exporter's deprecation notices and the
+            # tracer's shape-check notes (the exported file is checked numerically against the reference instead)
+            warnings.filterwarnings("ignore", message=r"You are using the legacy TorchScript-based ONNX export",
+                                    category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message=r"The feature will be removed", category=DeprecationWarning,
+                                    module=r"torch\.onnx")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             if exporter == "torchscript":
                 axes = {n: {a: "batch"} for n, a in batch_axes.items() if a is not None}
                 torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
@@ -287,20 +310,31 @@ def _finish(path: Path, meta: dict[str, Any]) -> int:
     return len(model.graph.node)
 
 
-def _probe_batches(runner_shape: tuple[int, ...], timesteps: int, batch: int, seed: int, scale: float
-                   ) -> list[tuple[torch.Tensor, None]]:
-    g = torch.Generator().manual_seed(seed)
-    return [(torch.rand(timesteps, b, *runner_shape, generator=g) * scale, None) for b in (batch, batch + 1)]
+def _check_data(check_data: CheckData | None, shape: tuple[int, ...], timesteps: int, batch: int, seed: int,
+                scale: float, sequence: bool) -> CheckData:
+    """The check's inputs: the caller's (checked against the export's T and shape) or seeded random ones."""
+    if check_data is None:
+        return random_check_data(shape, timesteps=timesteps, batch=batch, seed=seed, scale=scale)
+    for x, _ in check_data.batches:
+        if tuple(x.shape[2:]) != tuple(shape) or (sequence and x.shape[0] != timesteps):
+            raise ExportError(f"check data ({check_data.description}) has inputs {list(x.shape)}, but the export "
+                              f"takes [T={timesteps}, B, {', '.join(map(str, shape))}]")
+    return check_data
 
 
-def _check(path: Path, dest: Path, reference: TorchRunner, timesteps: int, batch: int, seed: int, scale: float,
-           atol: float, tie_eps: float) -> Comparison:
+def _precheck(reference: TorchRunner, data: CheckData, dest: Path, min_spikes: int) -> None:
+    """Refuse before exporting when the reference is silent on the check data (the check would be vacuous)."""
+    silent = silent_reference_layers(reference, data.batches, min_spikes)
+    if silent:
+        raise ExportError(vacuous_message(dest, silent, min_spikes, data.description))
+
+
+def _check(path: Path, dest: Path, reference: TorchRunner, data: CheckData, atol: float, tie_eps: float,
+           min_spikes: int, allow_mismatch: bool, allow_silent: bool) -> Comparison:
     runner = OnnxRunner(path)
-    comp = compare(reference, runner, _probe_batches(reference.input_shape, timesteps, batch, seed, scale),
-                   atol=atol, tie_eps=tie_eps)
-    if not comp.ok:
-        raise ExportError(f"{dest}: onnxruntime disagrees with the torch reference ({comp.describe()}); "
-                          "nothing was written")
+    comp = compare(reference, runner, data.batches, atol=atol, tie_eps=tie_eps, min_spikes=min_spikes,
+                   allow_silent=allow_silent)
+    enforce_check(comp, dest, allow_mismatch=allow_mismatch, data=data.description, what="onnxruntime")
     if comp.verdict == "ties":
         log.warning("ONNX check: %s", comp.describe())
     return comp
@@ -355,7 +389,8 @@ def export_onnx(model: Any, path: str | os.PathLike, *, timesteps: int | None = 
                 input_shape: Sequence[int] | None = None, spikes: bool = True, exporter: str = "auto",
                 opset: int = DEFAULT_OPSET, check: bool = True, batch: int = 2, seed: int = 0, scale: float = 1.0,
                 atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS, use_ir: bool | str = "auto",
-                source: str = "") -> OnnxExport:
+                source: str = "", check_data: CheckData | None = None, min_spikes: int = DEFAULT_MIN_SPIKES,
+                allow_mismatch: bool = False, allow_silent: bool = False) -> OnnxExport:
     """Export the whole multi-step model (time loop unrolled over ``timesteps``) to ``path``.
 
     Args:
@@ -367,17 +402,25 @@ def export_onnx(model: Any, path: str | os.PathLike, *, timesteps: int | None = 
         exporter: ``auto`` (TorchScript, dynamo if that fails), ``torchscript`` or ``dynamo``.
         opset: ONNX opset.
         check: compare onnxruntime with the torch reference before keeping the file.
-        batch, seed, scale: probe inputs ``rand(T, batch(+1), ...) * scale`` for the check.
+        batch, seed, scale: probe inputs ``rand(T, batch(+1), ...) * scale`` for the check when
+            ``check_data`` is not given.
         atol, tie_eps: logit tolerance and threshold-tie margin of the check.
         use_ir: see :func:`spikeport.targets.torch_runner.build_executor`.
         source: model name stored in the metadata.
+        check_data: the check's inputs (e.g. the model's test split,
+            :func:`~spikeport.targets.verify.dataset_check_data`).
+        min_spikes, allow_silent: a layer with fewer reference spikes makes the check vacuous, which
+            fails unless ``allow_silent`` (see :mod:`spikeport.targets.verify`).
+        allow_mismatch: keep the file although the check failed (its verdict is in ``check``).
 
     Raises:
-        ExportError: export, checker or numeric check failed (nothing is left at ``path``).
+        ExportError: export, checker or numeric check failed, or the check is vacuous (nothing is
+            left at ``path``).
     """
     t = _default_timesteps(model, timesteps)
     ref, shape = _prepare(model, input_shape, use_ir)
     check_input_budget(t, batch + 1, shape)
+    data = _check_data(check_data, shape, t, batch, seed, scale, sequence=True) if check else None
     if t > MAX_UNROLLED_T:
         raise ExportError(f"--target onnx unrolls the time loop: T={t} exceeds {MAX_UNROLLED_T}; use --target "
                           "onnx-stream (one step per call) for long sequences")
@@ -396,19 +439,24 @@ def export_onnx(model: Any, path: str | os.PathLike, *, timesteps: int | None = 
             executor(x)  # fail early with the executor's own message (e.g. a model built for another T)
     except SpikeportError as e:
         raise ExportError(f"cannot run the model on [T={t}, B, {', '.join(map(str, shape))}]: {e}") from e
+    if data is not None and not allow_silent:
+        _precheck(ref, data, dest, min_spikes)
     with atomic_path(dest, suffix=".onnx") as tmp:
         meta["exporter"] = _torch_export(wrapper, (x,), tmp, ["x"], outputs, dict.fromkeys(["x", *outputs], 1),
                                          exporter, opset)
         nodes = _finish(tmp, meta)
-        comp = _check(tmp, dest, ref, t, batch, seed, scale, atol, tie_eps) if check else None
-    return OnnxExport(dest, "sequence", meta, comp, nodes, dest.stat().st_size)
+        comp = (_check(tmp, dest, ref, data, atol, tie_eps, min_spikes, allow_mismatch, allow_silent)
+                if data is not None else None)
+    return OnnxExport(dest, "sequence", meta, comp, nodes, dest.stat().st_size,
+                      check_data=data.description if data is not None else "")
 
 
 def export_onnx_stream(model: Any, path: str | os.PathLike, *, input_shape: Sequence[int] | None = None,
                        spikes: bool = True, exporter: str = "auto", opset: int = DEFAULT_OPSET,
                        check: bool = True, timesteps: int | None = None, batch: int = 2, seed: int = 0,
                        scale: float = 1.0, atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS,
-                       source: str = "") -> OnnxExport:
+                       source: str = "", check_data: CheckData | None = None, min_spikes: int = DEFAULT_MIN_SPIKES,
+                       allow_mismatch: bool = False, allow_silent: bool = False) -> OnnxExport:
     """Export one timestep with explicit neuron state (see module docstring).
 
     Args:
@@ -429,6 +477,7 @@ def export_onnx_stream(model: Any, path: str | os.PathLike, *, input_shape: Sequ
             raise
         raise ExportError(f"streaming ONNX export needs the model's IR and tracing failed: {e}") from e
     check_input_budget(t, batch + 1, shape)
+    data = _check_data(check_data, shape, t, batch, seed, scale, sequence=False) if check else None
     executor = _onnx_friendly(ref.module)
     if not isinstance(executor, LoweredModule):  # pragma: no cover - use_ir=True guarantees it
         raise ExportError("streaming ONNX export needs an IR lowering")
@@ -466,12 +515,16 @@ def export_onnx_stream(model: Any, path: str | os.PathLike, *, input_shape: Sequ
     x_t = torch.zeros(batch, *shape)
     zeros = [torch.zeros(tuple(batch if i == s.batch_axis else d for i, d in enumerate(s.shape))) for s in specs]
     dest = Path(path)
+    if data is not None and not allow_silent:
+        _precheck(ref, data, dest, min_spikes)
     with atomic_path(dest, suffix=".onnx") as tmp:
         meta["exporter"] = _torch_export(wrapper, (x_t, *zeros), tmp, ["x", *state_in], outputs, axes, exporter,
                                          opset, varargs=True)
         nodes = _finish(tmp, meta)
-        comp = _check(tmp, dest, ref, t, batch, seed, scale, atol, tie_eps) if check else None
-    return OnnxExport(dest, "stream", meta, comp, nodes, dest.stat().st_size, {"states": len(specs)})
+        comp = (_check(tmp, dest, ref, data, atol, tie_eps, min_spikes, allow_mismatch, allow_silent)
+                if data is not None else None)
+    return OnnxExport(dest, "stream", meta, comp, nodes, dest.stat().st_size, {"states": len(specs)},
+                      check_data=data.description if data is not None else "")
 
 
 # ----------------------------------------------------------------------------- running

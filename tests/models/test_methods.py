@@ -307,3 +307,44 @@ def test_causality_flags():
     assert not FSTA(4, 2).is_causal and not FSTALIF(4, 2).is_causal
     assert not STAABlock(4, 2).is_causal and not StepAttention(2).is_causal
     assert GCBlock(4).is_causal and TemporalPositionEncoding(2, 4).is_causal
+
+
+def _fsta_reductions(model: torch.nn.Module) -> dict[str, int]:
+    return {name: m.reduction for name, m in model.named_modules() if isinstance(m, FSTA)}
+
+
+def test_fsta_resnet19_is_wired_as_the_official_code():
+    """Official ResNet19: reduction 1 reaches the stem only (its _make_layer does not pass it on), the 16 block
+    attentions keep reduction 16; the uniform variant is the named option block_reduction=None."""
+    from pathlib import Path
+
+    from spikeport.models import create_model
+    from spikeport.training.recipe import load_recipe
+
+    official = create_model("fsta_resnet19", num_classes=100)
+    red = _fsta_reductions(official)
+    assert red.pop("stem.2.fsta") == 1 and len(red) == 16 and set(red.values()) == {16}
+    uniform = create_model("fsta_resnet19", num_classes=100, block_reduction=None)
+    assert set(_fsta_reductions(uniform).values()) == {1}
+    per_block = 49 * 3 * 49 + 3 * 49 - 49 * 49  # conv weights of a reduction-16 attention minus reduction-1's
+    assert _n_params(official) - _n_params(uniform) == 16 * per_block
+    # the docstring's measured counts are this model's
+    from spikeport.models.backbones.resnet import fsta_resnet19
+
+    assert f"{_n_params(official):,}" in fsta_resnet19.__doc__ and f"{_n_params(uniform):,}" in fsta_resnet19.__doc__
+    # the CIFAR-100 recipe builds the official wiring
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "configs" / "fsta_cifar100.toml")
+    opts = recipe.train["model_options"]
+    assert (opts["reduction"], opts["block_reduction"]) == (1, 16)
+
+
+def test_fsta_resnet20_passes_reduction_everywhere():
+    """Official ResNet20's _make_layer passes reduction on: stem and blocks share it (1 in its config)."""
+    from spikeport.models import create_model
+    from spikeport.models.backbones.resnet import fsta_resnet20
+
+    m = create_model("fsta_resnet20")
+    red = _fsta_reductions(m)
+    assert len(red) == 19 and set(red.values()) == {1}
+    assert set(_fsta_reductions(create_model("fsta_resnet20", reduction=4)).values()) == {4}
+    assert f"{_n_params(m):,}" in fsta_resnet20.__doc__

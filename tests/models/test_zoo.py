@@ -16,7 +16,9 @@ PARAMS = {
     "tssnn_resnet19": 12_569_226 + 16,  # 8 blocks x 2 temporal shifts x 1 alpha
     "dalif_resnet19": 12_569_226 + 34,  # 17 neurons x 2 decays
     "staa_resnet19": 12_969_300,
-    "fsta_resnet19": 12_569_226 + 17 * (2401 + 4 + 4),  # 17 FSTA modules at T=2
+    # 17 FSTA modules at T=2, wired as the official ResNet19: the stem's with reduction 1 (one 49 -> 1 7x7 conv),
+    # the 16 blocks' with reduction 16 (49 -> 3 -> 1)
+    "fsta_resnet19": 12_569_226 + (2401 + 4 + 4) + 16 * (49 * 3 * 49 + 3 * 49 + 4 + 4),
     "fsta_resnet20": 11_247_946 + 19 * (2401 + 4 + 4),  # 3 stem + 8 blocks x 2
     "resnet_digits": 24_506,
     "tssnn_digits": 24_506 + 4,

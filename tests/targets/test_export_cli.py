@@ -64,7 +64,7 @@ def test_export_onnx_writes_file_and_summaries(tmp_path, capsys, ckpt):
 def test_existing_output_needs_force(tmp_path, capsys):
     out = tmp_path / "m.onnx"
     out.write_bytes(b"keep me")
-    args = ["export", "spiking_mlp_digits", "--target", "onnx", "--out", str(out), "-T", "2"]
+    args = ["export", "spiking_mlp_digits", "--target", "onnx", "--out", str(out), "-T", "2", "--allow-silent"]
     assert main(args) == 2
     assert "already exists; pass --force" in _err(capsys)
     assert out.read_bytes() == b"keep me" and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
@@ -82,7 +82,8 @@ def test_failure_mid_write_leaves_nothing(tmp_path, capsys, monkeypatch):
         raise RuntimeError("writer crashed")
 
     monkeypatch.setattr(torch.onnx, "export", half)
-    assert main(["export", "spiking_mlp_digits", "--target", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert main(["export", "spiking_mlp_digits", "--target", "onnx", "--out", str(tmp_path / "m.onnx"),
+                 "--allow-silent"]) == 2
     assert "writer crashed" in _err(capsys)
     assert list(tmp_path.iterdir()) == []
 
@@ -96,7 +97,8 @@ def test_failure_in_summary_rolls_back_export(tmp_path, capsys, monkeypatch):
         return real(path, text)
 
     monkeypatch.setattr(texport, "atomic_write_text", flaky)
-    assert main(["export", "spiking_mlp_digits", "--target", "onnx-stream", "--out", str(tmp_path / "s.onnx")]) == 2
+    assert main(["export", "spiking_mlp_digits", "--target", "onnx-stream", "--out", str(tmp_path / "s.onnx"),
+                 "--allow-silent"]) == 2
     assert "No space left" in _err(capsys)
     assert list(tmp_path.iterdir()) == []
 
@@ -113,22 +115,18 @@ def test_export_errors_are_one_line(tmp_path, capsys, args, msg):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_lava_target_reports_missing_lowering_or_exports(tmp_path, capsys):
-    code = main(["export", "spiking_mlp_digits", "--target", "lava", "--out", str(tmp_path / "m.net")])
-    if texport._lava_lowering() is None:
-        assert code == 2 and "IR -> LoihiNetwork lowering" in _err(capsys)
-        assert list(tmp_path.iterdir()) == []
-    else:  # pragma: no cover - once the Lava package provides deploy_network
-        assert code in (0, 2)
-
-
-def test_export_nir_and_verify(tmp_path, capsys):
+def test_export_nir_and_verify(tmp_path, capsys, ckpt):
     out = tmp_path / "m.nir"
-    assert main(["export", "resnet_digits", "--target", "nir", "--out", str(out), "-T", "3"]) == 0
-    assert "exact" in capsys.readouterr().out
-    assert main(["verify", "resnet_digits", str(out), "--samples", "8", "-T", "3"]) == 0
+    assert main(["export", str(ckpt), "--target", "nir", "--out", str(out), "-T", "3"]) == 0
     text = capsys.readouterr().out
-    assert "random inputs" in text and "nir-import" in text and "stages.1.0.act2" in text
+    assert "exact" in text and "digits test split, first 32 samples, direct encoding, T=3" in text
+    doc = json.loads((tmp_path / "m.nir.summary.json").read_text())
+    assert doc["check"]["verdict"] == "exact" and doc["check"]["labelled"] == 32 and not doc["check"]["silent_layers"]
+    assert doc["check_data"].startswith("digits test split") and doc["check_failures"] == []
+    assert "data: digits test split, first 32 samples" in (tmp_path / "m.nir.summary.md").read_text()
+    assert main(["verify", str(ckpt), str(out), "--samples", "8", "-T", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "digits test split" in text and "nir-import" in text and "features.5" in text
 
 
 def test_verify_errors(tmp_path, capsys):
@@ -144,10 +142,22 @@ def test_verify_errors(tmp_path, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
 def test_verify_device_cuda_without_gpu(tmp_path, capsys):
-    assert main(["export", "spiking_mlp_digits", "--target", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    assert main(["export", "spiking_mlp_digits", "--target", "onnx", "--out", str(tmp_path / "m.onnx"),
+                 "--allow-silent"]) == 0
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:  # refused while parsing --device, before any work
         main(["verify", "spiking_mlp_digits", str(tmp_path / "m.onnx"), "--device", "cuda"])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "cuda" in err.lower() and "--device cpu" in err
+
+
+@pytest.mark.parametrize("target,bad", [("onnx", "dt"), ("nir", "exporter"), ("lava", "spikes"),
+                                        ("onnx-stream", "min_agreement")])
+def test_unknown_target_option_is_a_clear_error(tmp_path, target, bad):
+    from spikeport.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"unknown option\(s\) {bad} for export target '{target}' \(it accepts: "):
+        texport.export_model(create_model("spiking_mlp_digits"), target, tmp_path / "m.out", **{bad: 1})
+    assert list(tmp_path.iterdir()) == []
+    assert set(texport.target_options(target)) >= {"check", "check_data", "allow_mismatch", "allow_silent"}

@@ -127,6 +127,26 @@ def test_quantize_layer_golden_auto_and_slayer():
         quantize_layer(FloatLayer("dense", w, np.array([0.1, 0.1]), FloatNeuron.cuba(0.5, 0.5)), (2,))
 
 
+def test_high_threshold_names_the_threshold_not_zero_weights():
+    """A threshold the 17-bit mantissa can hold only at a tiny scale rounds every weight to 0: the error says so
+    (not netx's "dense weights are all zero") and gives the bounds on V_th / max|w|."""
+    w = np.array([[0.5, -0.25], [1.0, 0.125]])  # mixed sign, max |w| = 1
+    # V_th = 2e5: scale = 131071 / 2e5 = 0.655 < 1, so 2 * rint(w * 0.655 / 2) = 0 everywhere
+    with pytest.raises(ExportError) as e:
+        quantize_layer(FloatLayer("dense", w, None, FloatNeuron.if_(2e5), name="fc"), (2,))
+    msg = str(e.value)
+    assert "dense layer 'fc': every weight rounds to 0 because of the threshold" in msg
+    assert "17-bit" in msg and "131071/200000 = 0.6554" in msg and "all zero" not in msg
+    assert "below 1.311e+05 x" in msg and "up to 516 x" in msg and "smaller v_threshold" in msg
+    # just inside the bound the largest weight survives (one nonzero level), and with V_th = 516 all 8 bits
+    assert np.count_nonzero(quantize_layer(FloatLayer("dense", w, None, FloatNeuron.if_(1.3e5)), (2,)).weight) == 1
+    assert quantize_layer(FloatLayer("dense", w, None, FloatNeuron.if_(516.0)), (2,)).weight.max() == 254
+    with pytest.raises(ExportError, match="because of the bias: .*13-bit"):  # a huge bias caps the scale instead
+        quantize_layer(FloatLayer("dense", w, np.array([5000.0, 0.0]), FloatNeuron.if_(1.0)), (2,))
+    with pytest.raises(ExportError, match="at scale 0.1 .* use scale='auto' or a larger scale"):
+        quantize_layer(FloatLayer("dense", w, None, FloatNeuron.if_(1.0)), (2,), scale=0.1)
+
+
 def test_netx_dense_weights_golden():
     w_lava, bits, exp, mode = netx_dense_weights(np.array([[2, -4], [6, 8]]))
     assert (w_lava.tolist(), bits, exp, mode) == ([[32, -64], [96, 128]], 4, -4, 1)

@@ -221,26 +221,53 @@ def test_refusal_maxpool_inside_reset_and_per_channel():
 @pytest.mark.lava
 @pytest.mark.slow
 def test_cli_export_and_verify(netx, cnn, tmp_path, capsys):
+    """The 2-epoch CNN loses some predictions to quantization on its own test split: below the 95% pass mark the
+    export fails like every target (non-zero, nothing written); --allow-mismatch keeps it with the failed verdict."""
+    import re
+
     from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 
     ckpt = save_checkpoint(tmp_path / "ck" / "cnn.pt", cnn,
                            CheckpointInfo("spiking_cnn_digits", {"pool": "max"}, T, (1, 8, 8), "direct", "digits"))
     out = tmp_path / "x.net"
-    assert main(["export", str(ckpt), "--target", "lava", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "check vs torch: quantized:" in text and "x.net.loihi.json" in text
+    args = ["export", str(ckpt), "--target", "lava", "--out", str(out)]
+    code = main(args)
+    cap = capsys.readouterr()
+    agree, n = map(int, re.search(r"predictions agree (\d+)/(\d+)", cap.err or cap.out).groups())
+    assert n == 32 and "digits test split, first 32 samples" in (cap.err or cap.out)
+    if agree >= 0.95 * n:  # pragma: no cover - the check passed: the file is written
+        assert code == 0
+        pytest.skip(f"{agree}/{n} predictions agree: this model passes the Lava check, no failure to test")
+    assert code == 2 and "the export check failed" in cap.err and "--allow-mismatch" in cap.err
+    assert len(cap.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no .net, no sidecar, no summaries
+
+    assert main(args + ["--allow-mismatch"]) == 0
+    cap = capsys.readouterr()
+    assert "check vs torch on digits test split, first 32 samples" in cap.out
+    assert f"quantized, FAILED ({agree}/32 predictions agree, below the 95% pass mark)" in cap.out
+    assert "warning" in cap.err and "check FAILED" in cap.err and f"predictions agree {agree}/32" in cap.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "x.net", "x.net.loihi.json", "x.net.summary.json",
                                                           "x.net.summary.md"]
     doc = json.loads((tmp_path / "x.net.summary.json").read_text())
     assert doc["deployability"]["lava"]["ok"] and doc["check"]["verdict"] == "quantized"
+    assert doc["check"]["ok"] is False and doc["check"]["labelled"] == 32
+    assert doc["check_failures"] == ["check FAILED, file kept because of --allow-mismatch"]
     assert min(layer["agreement"] for layer in doc["check"]["layers"]) > 0.95
     assert doc["loihi"]["est_cores"] == 2 and doc["loihi"]["input"]["message_bits"] == 5
-    assert doc["lava_check"]["spikes_identical"] and doc["lava_check"]["samples"] == 4
-    assert "## Loihi 2 deployment" in (tmp_path / "x.net.summary.md").read_text()
-    assert main(["verify", str(ckpt), str(out), "--samples", "24"]) == 0  # the checkpoint's digits test split
+    assert doc["lava_check"]["verdict"] == "identical" and doc["lava_check"]["samples"] == 4
+    assert all(c > 0 for c in doc["lava_check"]["layer_spikes"].values())
+    md = (tmp_path / "x.net.summary.md").read_text()
+    assert "## Loihi 2 deployment" in md and "**check FAILED, file kept because of --allow-mismatch**" in md
+    assert "spikes identical" in md
+    code = main(["verify", str(ckpt), str(out), "--samples", "32"])  # the checkpoint's digits test split
     text = capsys.readouterr().out
+    assert code == 1 and f"predictions agree {agree}/32" in text  # verify reaches the same verdict
     assert "loihi-reference" in text and "features.2" in text and "features.5" in text
     assert "accuracy: reference" in text and "verdict: quantized" in text
+    mark = f"{int(agree / n * 1000) / 1000:g}"  # at most the measured agreement: verify passes at that mark
+    assert main(["verify", str(ckpt), str(out), "--samples", "32", "--min-agreement", mark]) == 0
+    capsys.readouterr()
 
 
 def test_cli_export_refusal_and_failures_leave_nothing(tmp_path, capsys, monkeypatch):
@@ -256,7 +283,8 @@ def test_cli_export_refusal_and_failures_leave_nothing(tmp_path, capsys, monkeyp
     import spikeport.targets.lava.cores as cores_mod
 
     monkeypatch.setattr(cores_mod, "loihi_summary", boom)
-    assert main(["export", "spiking_mlp_digits", "--target", "lava", "--out", str(tmp_path / "m.net")]) == 2
+    assert main(["export", "spiking_mlp_digits", "--target", "lava", "--out", str(tmp_path / "m.net"),
+                 "--allow-silent"]) == 2
     assert "simulated failure" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 

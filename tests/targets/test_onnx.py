@@ -4,6 +4,9 @@ Models get calibrated BatchNorm statistics (one train-mode pass over random
 inputs) so that their neurons actually fire; otherwise "spikes identical" would
 hold trivially for all-zero spike maps. CIFAR-size models run at 8x8 inputs
 (VGG-11 needs 32x32 for its 5 pools), batch 1, T=1 unless the model fixes T.
+Some deep layers still stay silent on the few probe inputs: those exports pass
+``allow_silent=True`` and their verdict is ``vacuous`` (the numbers must still be
+exact), never ``exact``.
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ def _cost(name: str) -> list:
 
 def _assert_exact(check, min_active_layers: int = 1) -> None:
     assert check is not None
-    assert check.verdict == "exact", check.describe()
+    assert check.agreement_verdict == "exact", check.describe()
+    # a layer without reference spikes makes the verdict vacuous, never exact
+    assert check.verdict == ("vacuous" if check.silent_layers else "exact"), check.describe()
     assert check.spikes_identical and check.max_logit_error <= 1e-5
     assert not check.missing_layers
     # the comparison is not vacuous: spikes happened
@@ -63,7 +68,7 @@ def test_zoo_sequence_export_matches_torch(tmp_path, name):
     m = calibrated(name)
     t = getattr(m, "timesteps", None) or (1 if "cifar" in MODELS.tags(name) else 2)
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    r = export_onnx(m, tmp_path / "m.onnx", timesteps=t, batch=1, scale=2.0)
+    r = export_onnx(m, tmp_path / "m.onnx", timesteps=t, batch=1, scale=2.0, allow_silent=True)
     _assert_exact(r.check)
     assert r.check.samples == 1 + 2  # batch 1 and batch 2: the batch axis is dynamic
     # every spiking layer is a graph output; the model is untouched
@@ -80,7 +85,7 @@ def test_zoo_sequence_export_matches_torch(tmp_path, name):
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_cost(n)) for n in sorted(STREAMABLE)])
 def test_zoo_stream_export_matches_torch(tmp_path, name):
     m = calibrated(name)
-    r = export_onnx_stream(m, tmp_path / "s.onnx", timesteps=2, batch=1, scale=2.0)
+    r = export_onnx_stream(m, tmp_path / "s.onnx", timesteps=2, batch=1, scale=2.0, allow_silent=True)
     _assert_exact(r.check)
     meta = r.meta
     assert meta["kind"] == "stream" and len(meta["states"]) == len(meta["spikes"])  # one membrane per neuron layer
@@ -140,7 +145,7 @@ def test_dynamo_exporter_also_exact(tmp_path, kind):
 
 def test_without_spike_outputs_only_logits(tmp_path):
     m = calibrated("spiking_mlp_digits")
-    r = export_onnx(m, tmp_path / "m.onnx", timesteps=2, spikes=False)
+    r = export_onnx(m, tmp_path / "m.onnx", timesteps=2, spikes=False, scale=2.0, allow_silent=True)
     assert [o.name for o in onnx.load(str(r.path)).graph.output] == ["logits"]
     assert r.check.max_logit_error <= 1e-5 and r.check.layers and r.check.missing_layers
 
@@ -165,13 +170,13 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.onnx, "export", half)
     m = calibrated("spiking_mlp_digits")
     with pytest.raises(ExportError, match="disk on fire"):
-        export_onnx(m, tmp_path / "m.onnx", timesteps=2)
+        export_onnx(m, tmp_path / "m.onnx", timesteps=2, allow_silent=True)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setattr(torch.onnx, "export", real)
     (tmp_path / "m.onnx").write_bytes(b"old")
     monkeypatch.setattr(tonnx, "_finish", lambda *a: (_ for _ in ()).throw(ExportError("checker says no")))
     with pytest.raises(ExportError, match="checker says no"):
-        export_onnx(m, tmp_path / "m.onnx", timesteps=2)
+        export_onnx(m, tmp_path / "m.onnx", timesteps=2, allow_silent=True)
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"] and (tmp_path / "m.onnx").read_bytes() == b"old"
 
 
@@ -185,7 +190,7 @@ def test_wrong_runtime_result_fails_the_check(tmp_path, monkeypatch):
 
     monkeypatch.setattr(OnnxRunner, "run", skewed)
     with pytest.raises(ExportError, match="disagrees with the torch reference"):
-        export_onnx(calibrated("spiking_mlp_digits"), tmp_path / "m.onnx", timesteps=2)
+        export_onnx(calibrated("spiking_mlp_digits"), tmp_path / "m.onnx", timesteps=2, allow_silent=True)
     assert list(tmp_path.iterdir()) == []
 
 

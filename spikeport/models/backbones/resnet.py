@@ -9,7 +9,9 @@ input current *before* the output neuron, as in TET / MPBN / the seed papers):
     \mathrm{out} = \mathrm{act_2}(\mathrm{BN}_2(\mathrm{conv}_2(\mathrm{pre}(y))) + \mathrm{shortcut}(x))
 
 Layers are injected timm-style: ``neuron``/``neuron_kw`` pick the spiking neuron;
-``act_layer(C)`` replaces every neuron after a BN (FSTA); ``pre_conv(C)`` is
+``act_layer(C)`` replaces every neuron after a BN (FSTA), ``block_act_layer(C)`` those
+inside the blocks only (FSTA-SNN's ResNet-19 wires its block attentions differently
+from its stem's); ``pre_conv(C)`` is
 inserted before each block conv on the residual branch only (TS-SNN);
 ``block_attn(C)`` replaces each block's output neuron ``act_2`` (STAA, whose
 block contains its own neuron). Forward has no data-dependent Python control
@@ -117,6 +119,7 @@ class SpikingResNet(nn.Module):
         neuron: neuron spec (``'lif'``, ``'dalif'``, ``'relu'`` for the ANN twin, a class, ...).
         neuron_kw: neuron options (``{'per_channel': True}`` is filled with each layer's width).
         act_layer: factory replacing every neuron after a BN (default: the ``neuron`` factory).
+        block_act_layer: factory for the neurons inside the blocks (default: ``act_layer``).
         pre_conv: factory inserted before each block conv (TS-SNN).
         block_attn: factory replacing each block's output neuron (STAA).
         timesteps: T the model was built for (``None``: any T); recorded as ``self.timesteps``.
@@ -131,7 +134,7 @@ class SpikingResNet(nn.Module):
                  input_shape: Sequence[int] = (3, 32, 32), neuron: NeuronType = "lif",
                  neuron_kw: dict[str, Any] | None = None, act_layer: ChannelFactory | None = None,
                  pre_conv: ChannelFactory | None = None, block_attn: ChannelFactory | None = None,
-                 timesteps: int | None = None) -> None:
+                 timesteps: int | None = None, block_act_layer: ChannelFactory | None = None) -> None:
         super().__init__()
         owner = type(self).__name__
         shape = check_input_shape(owner, input_shape)
@@ -149,6 +152,7 @@ class SpikingResNet(nn.Module):
         self.num_classes = num_classes
         self.timesteps = timesteps
         act = act_layer if act_layer is not None else neuron_factory(neuron, neuron_kw)
+        block_act = block_act_layer if block_act_layer is not None else act
 
         layers: list[nn.Module] = []
         prev, (h, w) = shape[0], shape[1:]
@@ -164,7 +168,7 @@ class SpikingResNet(nn.Module):
         for c, n, s in zip(chans, blocks, strides):
             blks = []
             for i in range(n):
-                blks.append(BasicBlock(prev, c, s if i == 0 else 1, act_layer=act, pre_conv=pre_conv,
+                blks.append(BasicBlock(prev, c, s if i == 0 else 1, act_layer=block_act, pre_conv=pre_conv,
                                        block_attn=block_attn, shortcut=shortcut))
                 prev = c
             h, w = conv_out(h, s), conv_out(w, s)
@@ -228,11 +232,19 @@ def staa_hooks(timesteps: int, neuron: NeuronType = "dalif", neuron_kw: dict[str
 
 
 def fsta_hooks(timesteps: int, freq_num: int = 49, reduction: int = 1, neuron: NeuronType | None = None,
-               neuron_kw: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Backbone kwargs replacing every neuron after a BN by :class:`FSTALIF`."""
-    return {"act_layer": partial(FSTALIF, timesteps=timesteps, freq_num=freq_num, reduction=reduction, neuron=neuron,
-                                 neuron_kw=neuron_kw),
-            "timesteps": timesteps}
+               neuron_kw: dict[str, Any] | None = None, *, block_reduction: int | None = None) -> dict[str, Any]:
+    """Backbone kwargs replacing every neuron after a BN by :class:`FSTALIF`.
+
+    ``reduction`` is the stem's attention reduction; ``block_reduction`` the blocks' (default: the same).
+    """
+    def fsta(r: int) -> ChannelFactory:
+        return partial(FSTALIF, timesteps=timesteps, freq_num=freq_num, reduction=r, neuron=neuron,
+                       neuron_kw=neuron_kw)
+
+    hooks: dict[str, Any] = {"act_layer": fsta(reduction), "timesteps": timesteps}
+    if block_reduction is not None and block_reduction != reduction:
+        hooks["block_act_layer"] = fsta(block_reduction)
+    return hooks
 
 
 # ---------------------------------------------------------------- zoo entries (CIFAR-sized)
@@ -278,15 +290,40 @@ def staa_resnet19(timesteps: int = 4, neuron: NeuronType = "dalif", neuron_kw: d
     return create_resnet("resnet19", **staa_hooks(timesteps, neuron, neuron_kw, reduction, tsrd_p), **kw)
 
 
-@register_model(tags=("cifar", "paper:fsta"))
-def fsta_resnet19(timesteps: int = 2, freq_num: int = 49, reduction: int = 1, neuron: NeuronType | None = None,
-                  neuron_kw: dict[str, Any] | None = None, **kw: Any) -> SpikingResNet:
-    """FSTA-SNN: ResNet-19 with FSTA+LIF replacing every LIF (CIFAR-100 config, T=2)."""
-    return create_resnet("resnet19", **fsta_hooks(timesteps, freq_num, reduction, neuron, neuron_kw), **kw)
+FSTA_OFFICIAL_BLOCK_REDUCTION = 16
+"""Attention reduction of the official FSTA-SNN ResNet-19's blocks: its ``_make_layer`` does not pass
+``reduction`` on, so every ``BasicBlock`` keeps its default 16 (49 -> 3 -> 1 channels), while the stem gets
+the configured 1 (``train.py`` passes ``freq_num=49, reduction=1``)."""
 
 
 @register_model(tags=("cifar", "paper:fsta"))
-def fsta_resnet20(timesteps: int = 2, freq_num: int = 49, reduction: int = 1, neuron: NeuronType | None = None,
+def fsta_resnet19(timesteps: int = 2, freq_num: int = 49, reduction: int = 1,
+                  block_reduction: int | None = FSTA_OFFICIAL_BLOCK_REDUCTION, neuron: NeuronType | None = None,
                   neuron_kw: dict[str, Any] | None = None, **kw: Any) -> SpikingResNet:
-    """FSTA-SNN: ResNet-20 with FSTA+LIF replacing every LIF (CIFAR-10 config, T=2)."""
-    return create_resnet("resnet20", **fsta_hooks(timesteps, freq_num, reduction, neuron, neuron_kw), **kw)
+    """FSTA-SNN: ResNet-19 with FSTA+LIF replacing every LIF (CIFAR-100 config, T=2).
+
+    Wired as the official code (``models/resnet.py``, ``ResNet19``): the stem's attention uses ``reduction``
+    (1: one 7x7 conv 49 -> 1) and the 16 block attentions ``block_reduction`` = 16 (7x7 convs 49 -> 3 -> 1),
+    because its ``_make_layer`` does not pass ``reduction`` on. ``block_reduction=None`` (or 1) gives the
+    uniform wiring with reduction 1 everywhere. Parameters (``sum(p.numel() for p in model.parameters())`` of
+    this model, T=2; the official code's three unused scalars per attention are not built): 12,735,533 with
+    the official wiring and 12,656,349 with reduction 1 everywhere at CIFAR-100 (100 classes); 12,689,363 and
+    12,610,179 at 10 classes. Each block attention with reduction 16 holds 49x3x7x7 + 3x1x7x7 = 7,350 conv
+    weights instead of 49x1x7x7 = 2,401.
+    """
+    return create_resnet("resnet19", **fsta_hooks(timesteps, freq_num, reduction, neuron, neuron_kw,
+                                                  block_reduction=block_reduction), **kw)
+
+
+@register_model(tags=("cifar", "paper:fsta"))
+def fsta_resnet20(timesteps: int = 2, freq_num: int = 49, reduction: int = 1, block_reduction: int | None = None,
+                  neuron: NeuronType | None = None, neuron_kw: dict[str, Any] | None = None,
+                  **kw: Any) -> SpikingResNet:
+    """FSTA-SNN: ResNet-20 with FSTA+LIF replacing every LIF (CIFAR-10 config, T=2).
+
+    The official ``ResNet20._make_layer`` does pass ``reduction`` on, so stem and blocks share it
+    (``block_reduction=None``: the same as ``reduction``, 1 in the official config). Parameters (this model,
+    T=2): 11,293,717 at 10 classes (11,372,901 with ``block_reduction=16``).
+    """
+    return create_resnet("resnet20", **fsta_hooks(timesteps, freq_num, reduction, neuron, neuron_kw,
+                                                  block_reduction=block_reduction), **kw)

@@ -28,7 +28,10 @@ Fusion: :math:`Y = (\theta_t X_t + \theta_s X_s) / 2` with :math:`\theta_t = 0.6
 :math:`u_t = 0.25\,u_{t-1} + Y_t`, :math:`o_t = 1[u_t > 0.5 V_{th}]` with
 :math:`V_{th} = 1`, hard reset :math:`u_t \leftarrow u_t (1 - o_t)`.
 
-Parameters per module: 2401 (7x7 conv, ``reduction=1``) + :math:`T^2` + 4 scalars.
+Parameters per module: 2401 (7x7 conv, ``reduction=1``; with ``reduction=r > 1``,
+:math:`49 \cdot (49 // r) \cdot 49 + (49 // r) \cdot 49`, e.g. 7350 for r = 16) + :math:`T^2` + 4 scalars.
+The official ResNet-19 uses r = 1 in its stem and r = 16 in its blocks
+(:func:`~spikeport.models.backbones.resnet.fsta_resnet19`).
 Deliberately left out: the official unused scalars (``x``, ``t_scale``,
 ``s_scale``) and the 8x8 DCT option (``freq_num=64`` gives an H-1 output and
 crashes upstream; refused here). The 3x3 bases (``freq_num=9``, padding 1) work.

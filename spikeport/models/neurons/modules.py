@@ -162,9 +162,14 @@ class DALIF(SpikingNeuron):
     The paper's ablation picks tanh. [RECON] parameter shape and init were not
     recoverable: ``per_channel=None`` gives two scalars per layer (the paper's
     "per-layer adaptation", default); ``per_channel=C`` gives one pair per channel
-    (dim 1 of each ``[B, C, ...]`` step). Init follows the group's earlier code:
-    ``beta = 0.25`` and ``alpha = 0.9`` (option ``init_alpha``/``init_beta``).
-    Spike/reset: hard reset (the group's standard). ``backend``: see :class:`LIF`.
+    (dim 1 of each ``[B, C, ...]`` step). [RECON] The initial decays ``beta = 0.25`` and
+    ``alpha = 0.9`` (options ``init_beta``/``init_alpha``) are spikeport's own reconstruction
+    choice, not recovered from the paper: ``beta = 0.25`` matches the fixed membrane decay of
+    the group's other LIFs (e.g. FSTA-SNN's ``0.25 * mem + x``), ``alpha = 0.9`` is a near-unity
+    input gain with no recovered source. The group's earlier code (``yukairong/snn``,
+    ``LIFUpdate``) does *not* start there: it draws its two raw decay weights from N(0, 1), i.e.
+    random initial decays ``tanh(w)``. Spike/reset: hard reset (the group's standard).
+    ``backend``: see :class:`LIF`.
     """
 
     def __init__(self, init_alpha: float = 0.9, init_beta: float = 0.25, per_channel: int | None = None,

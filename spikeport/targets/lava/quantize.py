@@ -261,6 +261,8 @@ def quantize_layer(layer: FloatLayer, in_shape: Sequence[int], scale: float | st
             raise ExportError(f"{owner}: cannot choose a scale (all weights are zero)")
         vth = int(np.rint(neuron.v_threshold * s))
         w_int = quantize_weight(w, s)
+    if not np.any(w_int) and np.any(w):
+        raise ExportError(_all_weights_zero(owner, w, b, neuron.v_threshold, s, scale))
     if vth > VTH_MAX:
         raise ExportError(f"{owner}: threshold {neuron.v_threshold} x scale {s:g} = {vth} exceeds the 17-bit "
                           f"mantissa {VTH_MAX}; use a smaller scale")
@@ -286,6 +288,33 @@ def quantize_layer(layer: FloatLayer, in_shape: Sequence[int], scale: float | st
                           v_th_mant=vth, scale=s, name=label, **kw)
     except GraphError as e:
         raise ExportError(f"{owner}: quantized layer is not valid for netx: {e}") from e
+
+
+def _all_weights_zero(owner: str, w: np.ndarray, b: np.ndarray | None, v_threshold: float, s: float,
+                      scale: float | str) -> str:
+    """Why every (nonzero) float weight of a layer rounds to 0 at scale ``s``, and the fix (one line)."""
+    mode, s_w = _weight_limits(np.asarray(w, dtype=np.float64))
+    wmax = float(np.abs(w).max())
+    lost = f"at scale {s:.4g} the largest |effective weight| {wmax:.4g} becomes {wmax * s:.3g}, which rounds to 0"
+    if scale == "slayer":
+        return f"{owner}: every weight rounds to 0: {lost} at lava-dl's fixed scale 64; use scale='auto'"
+    if scale != "auto":
+        return f"{owner}: every weight rounds to 0: {lost}; use scale='auto' or a larger scale"
+    step = 2.0 if mode == "mixed" else 1.0  # mixed-sign weights live on the even grid
+    if s >= VTH_MAX / v_threshold * (1 - 1e-12):  # the 17-bit threshold set the scale
+        any_bits = VTH_MAX * 2.0 / step  # below this V_th / max|w|, the largest weight survives rounding
+        all_bits = VTH_MAX / (s_w * wmax)  # below this, the weights get their whole 8-bit range
+        return (f"{owner}: every weight rounds to 0 because of the threshold, not the weights: Loihi's threshold is "
+                f"a 17-bit mantissa (at most {VTH_MAX}), so V_th = {v_threshold:g} caps the layer's scale at "
+                f"{VTH_MAX}/{v_threshold:g} = {s:.4g}, and {lost}; V_th is {v_threshold / wmax:.4g} x the largest "
+                f"effective weight (weight x input gain, / input scale on the first layer), while 8-bit weights keep "
+                f"any bits only below {any_bits:.4g} x and all 8 bits up to {all_bits:.4g} x: lower this layer's "
+                f"threshold relative to its weights (retrain or fine-tune with a smaller v_threshold)")
+    bmax = float(np.abs(b).max()) if b is not None and np.size(b) else 0.0
+    return (f"{owner}: every weight rounds to 0 because of the bias: Loihi's bias is a 13-bit mantissa "
+            f"(|b x scale| <= {BIAS_MAX}), so the largest |bias| {bmax:.4g} caps the layer's scale at {s:.4g}, and "
+            f"{lost}; the bias is {bmax / wmax:.4g} x the largest weight: retrain with a smaller bias (or larger "
+            f"weights) for this layer")
 
 
 def _pair(v: Any) -> tuple[int, int]:

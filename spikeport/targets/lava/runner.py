@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from spikeport.errors import DataError, ExportError
 from spikeport.targets.lava.sidecar import read_deployment
 
-__all__ = ["LoihiRunner", "lava_check"]
+__all__ = ["LoihiRunner"]
 
 
 class LoihiRunner:
@@ -92,10 +91,3 @@ class LoihiRunner:
         if isinstance(logits, (tuple, list)):
             logits = logits[0]
         return RunResult(logits.detach().float().cpu(), named, self.runtime)
-
-
-def lava_check(path: str | os.PathLike, x: torch.Tensor) -> dict[str, Any]:
-    """Run Lava and the reference on ``x`` and report whether every spike is equal (ExportError if not)."""
-    runner = LoihiRunner(path, backend="both")
-    runner.chip_spikes(x)
-    return {"samples": runner.lava_checked, "spikes_identical": True}
