@@ -34,15 +34,16 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING:
+    from nir_producers import Producer, Run
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from nir_producers import PRODUCERS, Producer, Run, digits_inputs, random_weights, trained_weights  # noqa: E402
 
 __all__ = ["agreement", "spikeport_run", "calibrate", "measure", "native", "NATIVE"]
 
@@ -67,6 +68,8 @@ def agreement(ref: Run, test: Run) -> dict[str, Any]:
 def spikeport_run(module: Any, x: torch.Tensor) -> Run:
     """Run a spikeport executor (``LoweredModule``) on ``x`` recording every spiking layer in graph order."""
     from spikeport.converter import ir
+
+    from nir_producers import Run
 
     g = module.graph
     names = [n for n in g.topological_order()
@@ -103,10 +106,17 @@ def calibrate(p: Producer, kind: str, variant: str, w: dict[str, np.ndarray], x:
     return gains
 
 
+_FAILURES = (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError, AssertionError,
+             NotImplementedError, ZeroDivisionError, OSError)
+
+
 def _attempt(fn: Any) -> tuple[Any, str | None]:
+    """``(fn(), None)`` or ``(None, the failure)``: an exporter's or importer's failure is a measured finding."""
+    from spikeport.errors import SpikeportError
+
     try:
         return fn(), None
-    except Exception as e:  # noqa: BLE001 - every failure is a measured finding
+    except (SpikeportError, *_FAILURES) as e:
         return None, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
 
 
@@ -124,7 +134,6 @@ def measure(p: Producer, kind: str, variant: str, x: torch.Tensor, w: dict[str, 
             calib: torch.Tensor) -> dict[str, Any]:
     """All cells of one producer model (see the module docstring)."""
     import nir
-
     from spikeport.converter.nir_io import from_nir, load_nir, to_nir
 
     gains = calibrate(p, kind, variant, w, calib)
@@ -236,6 +245,8 @@ def native(consumer: str, kind: str, neuron: str, kw: dict[str, Any], x: torch.T
     if err:
         res["refused"] = err
         return res
+    from nir_producers import PRODUCERS
+
     back, err = _attempt(lambda: PRODUCERS[consumer].their_import(ng, x))
     res.update({"error": err} if err else agreement(ref, back))
     return res
@@ -277,9 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=360)
     ap.add_argument("--timesteps", type=int, default=16)
-    ap.add_argument("--producers", nargs="*", default=list(PRODUCERS))
+    ap.add_argument("--producers", nargs="*", default=["snntorch", "norse", "sinabs", "spikingjelly", "nirtorch",
+                                                       "lava-dl"])
     ap.add_argument("--json", help="write every figure to this JSON file")
     args = ap.parse_args(argv)
+    from nir_producers import PRODUCERS, digits_inputs, random_weights, trained_weights
+
     torch.set_num_threads(2)
     t0 = time.time()
     results, natives = [], []

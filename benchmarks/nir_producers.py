@@ -258,8 +258,12 @@ class SnnTorch(Producer):
                     v = np.asarray(getattr(node, k)).ravel()
                     setattr(node, k, np.repeat(v, 2) if v.size == 1 else v)
 
+        import snntorch.utils
+
+        m = import_from_nir(g)
+
         def run(xb: torch.Tensor) -> Run:
-            m = import_from_nir(g)
+            snntorch.utils.reset(m)  # the imported neurons keep hidden state: a fresh one per call
             state: list[Any] = [None]
 
             def step(xt: torch.Tensor) -> torch.Tensor:
@@ -339,9 +343,10 @@ class Norse(Producer):
 
         g = _np_fields(graph)
 
+        m = nt.from_nir(g, dt=float(graph.metadata.get("dt", 1e-3)) if graph.metadata else 1e-3)
+
         def run(xb: torch.Tensor) -> Run:
-            m = nt.from_nir(g, dt=float(graph.metadata.get("dt", 1e-3)) if graph.metadata else 1e-3)
-            state: list[Any] = [None]
+            state: list[Any] = [None]  # a fresh state per call
 
             def step(xt: torch.Tensor) -> torch.Tensor:
                 out, state[0] = m(xt, state[0])
@@ -539,7 +544,8 @@ class NirTorch(Producer):
         import nirtorch
 
         def neuron(m: UserNeuron) -> Any:
-            full = lambda v: np.full(m.shape, float(v))  # noqa: E731
+            def full(v: float) -> np.ndarray:
+                return np.full(m.shape, float(v))
             if m.tau is None:
                 return nir.IF(r=full(1 / DT_USER), v_threshold=full(m.threshold), v_reset=full(0.0))
             return nir.LIF(tau=full(m.tau), r=full(1.0), v_leak=full(0.0), v_threshold=full(m.threshold),
@@ -634,12 +640,13 @@ class LavaDl(Producer):
 
     def available(self) -> bool:
         try:
+            from spikeport.errors import SpikeportError
             from spikeport.targets.lava._compat import enable_lava
 
             enable_lava()
             importlib.import_module("lava.lib.dl.slayer")
-        except Exception:  # noqa: BLE001 - any failure means lava-dl is not usable here
-            return False
+        except (ImportError, RuntimeError, ValueError, TypeError, AttributeError, SpikeportError):
+            return False  # lava-dl is not usable here
         return True
 
     def build(self, kind: str, variant: str, w: Weights, gains: Sequence[float]) -> nn.Module:
@@ -658,7 +665,9 @@ class LavaDl(Producer):
 
         def cuba(n: int) -> Any:
             ts, tm = 1 / model.du, 1 / model.dv  # steps
-            f = lambda v: np.full((n,), float(v))  # noqa: E731
+
+            def f(v: float) -> np.ndarray:
+                return np.full((n,), float(v))
             return nir.CubaLIF(tau_syn=f(ts), tau_mem=f(tm), r=f(1.0 if model.variant == "upstream" else tm),
                                v_leak=f(0.0), v_threshold=f(1.0), v_reset=f(0.0), w_in=f(ts))
 

@@ -340,21 +340,26 @@ def export_sinabs_lif(node: Any, ctx: NirContext) -> Any:
               "min_v_mem": _nir.scalar(_a(node.min_v_mem)) if node.min_v_mem is not None else math.nan}
     zeros = np.zeros(ctx.shape)
     default = node.spike == "multi" and node.reset == "subtract" and node.subtract_value is None
+    why = "sinabs' multi-spike output and subtractive reset (NIR spikes once and resets to v_reset)"
+    if not default:
+        why = f"sinabs' {node.spike}-spike output with {node.reset} reset, which sinabs' from_nir does not build"
     if np.all(alpha == 1.0) and not node.norm_input:
         th0 = _nir.scalar(th)
         sinabs_reads = default and node.min_v_mem is not None and th0 is not None and \
             fields["min_v_mem"] == -th0  # sinabs' from_nir: IAFSqueeze(min_v_mem = -threshold)
-        meta = _named(node, "SinabsLIF", **fields,
-                      **_not_faithful("sinabs' multi-spike output and reset (NIR spikes once and resets to v_reset)",
-                                      ("sinabs",) if sinabs_reads else ()))
+        if default and not sinabs_reads:
+            why += "; sinabs' from_nir clips IF membranes at min_v_mem = -threshold, this layer does not"
+        meta = _named(node, "SinabsLIF", **fields, **_not_faithful(why, ("sinabs",) if sinabs_reads else ()))
         return nir.IF(r=np.full(ctx.shape, 1.0 / ctx.dt), v_threshold=th, v_reset=zeros, metadata=meta)
     if np.any(alpha >= 1.0) or np.any(alpha <= 0.0):
         raise Refusal("alpha_mem outside (0, 1) in a leaky layer")
     tau = -ctx.dt / np.log(alpha)
     sinabs_reads = default and node.min_v_mem is None and not node.norm_input
-    meta = _named(node, "SinabsLIF", **fields,
-                  **_not_faithful("sinabs' exact exponential decay, multi-spike output and reset",
-                                  ("sinabs",) if sinabs_reads else ()))
+    if default and node.norm_input:
+        why += "; sinabs' from_nir builds LIFs without input normalisation, this layer has norm_input=True"
+    elif default and node.min_v_mem is not None:
+        why += "; sinabs' from_nir builds LIFs without min_v_mem"
+    meta = _named(node, "SinabsLIF", **fields, **_not_faithful(why, ("sinabs",) if sinabs_reads else ()))
     r = np.ones(ctx.shape) if node.norm_input else 1.0 / (1.0 - alpha)
     return nir.LIF(tau=tau, r=r, v_leak=zeros, v_threshold=th, v_reset=zeros.copy(), metadata=meta)
 

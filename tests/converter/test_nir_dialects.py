@@ -1,5 +1,6 @@
 """NIR time semantics: dt / integration / producer presets, metadata, plausibility checks, in-memory graphs."""
 
+import json
 import math
 
 import nir
@@ -237,3 +238,72 @@ def test_consumers_fix_dt_and_refuse_what_they_would_misread():
         to_nir(g, consumer="sinabs")
     with pytest.raises(ConfigError, match="unknown importer"):
         to_nir(g, consumer="brian2")
+
+
+# ---------------------------------------------------------------- command line
+def _norse_like_file(path):
+    """An IF layer written as Norse and sinabs write it (r = 1: add the input once per step)."""
+    nir.write(path, _chain(("input", nir.Input(input_type=np.array([4]))),
+                           ("fc", nir.Affine(weight=np.full((3, 4), 0.5, np.float32), bias=np.zeros(3, np.float32))),
+                           ("if1", nir.IF(r=np.ones(3), v_threshold=np.ones(3), v_reset=np.zeros(3))),
+                           ("output", nir.Output(output_type=np.array([3])))))
+    return path
+
+
+def test_inspect_and_energy_say_how_the_file_was_read_and_warn(tmp_path, capsys):
+    from spikeport.cli import main
+
+    path = _norse_like_file(tmp_path / "n.nir")
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "NIR import: read as spikingjelly (default): dt = 0.0001 s per step" in out
+    assert "WARNING: NIR node 'if1' (IF: r=1, v_threshold=1, v_reset=0): no neuron of this layer can fire" in out
+    assert main(["inspect", str(path), "--nir-from", "norse"]) == 0
+    out = capsys.readouterr().out
+    assert "read as norse (given): dt = 0.001 s per step (norse preset)" in out and "WARNING" not in out
+    np.save(tmp_path / "x.npy", np.ones((3, 4), np.float32))
+    assert main(["energy", str(path), "--input", str(tmp_path / "x.npy"), "-T", "4", "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: NIR node 'if1'" in captured.err and "(T = 4)" in captured.err
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["assumptions"][0].startswith("NIR import: read as spikingjelly (default)")
+    assert any(a.startswith("WARNING: NIR node 'if1'") for a in report["assumptions"])
+    assert report["meta"]["nir_import"]["dt"] == 1e-4
+    assert "WARNING: NIR node 'if1'" in (tmp_path / "r" / "report.md").read_text()
+    # read as Norse reads it: the same input fires every step, and nothing is left to warn about
+    assert main(["energy", str(path), "--nir-from", "norse", "--input", str(tmp_path / "x.npy"), "-T", "4",
+                 "--out", str(tmp_path / "r2"), "--no-progress"]) == 0
+    report = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert [row["rate"] for row in report["layers"] if row["role"] == "neuron"] == [1.0]
+    assert not any(a.startswith("WARNING") for a in report["assumptions"])
+
+
+def test_nir_options_are_refused_for_other_models_and_targets(tmp_path, capsys):
+    from spikeport.cli import main
+
+    assert main(["inspect", "spiking_mlp_digits", "--nir-from", "norse"]) == 2
+    assert "--nir-from: these options say how a .nir file is read" in capsys.readouterr().err
+    assert main(["export", "spiking_mlp_digits", "--target", "onnx", "--nir-for", "norse",
+                 "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "--nir-for norse: applies to --target nir only" in capsys.readouterr().err
+    assert main(["inspect", str(_norse_like_file(tmp_path / "n.nir")), "--nir-assume", "norm_input"]) == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_export_for_an_importer_records_it_and_the_summary_says_how_to_read_it(tmp_path, capsys):
+    from spikeport.cli import main
+
+    torch.manual_seed(0)
+    out = tmp_path / "m.nir"
+    assert main(["export", "spiking_mlp_digits", "--target", "nir", "--nir-for", "norse", "--out", str(out),
+                 "--allow-silent"]) == 0
+    meta = nir.read(out).metadata
+    assert float(meta["dt"]) == 1e-3 and str(meta["written_for"]) == "norse" and str(meta["source"]) == "spikeport"
+    summary = json.loads(out.with_name("m.nir.summary.json").read_text())
+    assert summary["nir"]["dt"] == 1e-3 and "norse.torch.from_nir" in summary["nir"]["read_with"]
+    assert "batch size 1" in summary["nir"]["batch_sizes"]
+    # a spikeport file read back by the CLI uses its own dt: verify finds the same spikes
+    capsys.readouterr()
+    assert main(["verify", "spiking_mlp_digits", str(out), "--samples", "8", "--allow-silent"]) == 0
+    assert "read as spikeport (file metadata): dt = 0.001 s per step (file metadata)" in capsys.readouterr().out

@@ -29,12 +29,12 @@ def _uniform(name: str, node: Any, keys: tuple[str, ...], who: str) -> None:
     for k in keys:
         a = _arr(node, k)
         if a.size and not np.all(a == a.ravel()[0]):
-            raise Refusal(f"per-neuron {k} in '{name}': {who}'s importer takes one value per layer")
+            raise Refusal(f"per-neuron {k}: {who}'s importer takes one value per layer")
 
 
 def _zero(name: str, node: Any, key: str, who: str, why: str) -> None:
     if getattr(node, key, None) is not None and np.any(_arr(node, key) != 0):
-        raise Refusal(f"{key} != 0 in '{name}' ({type(node).__name__}): {who}'s importer {why}")
+        raise Refusal(f"{key} != 0: {who}'s importer {why}")
 
 
 def _spikingjelly(name: str, node: Any, dt: float) -> Any:
@@ -46,11 +46,11 @@ def _spikingjelly(name: str, node: Any, dt: float) -> Any:
     if t == "LIF":
         tau, r = _arr(node, "tau").ravel()[0], _arr(node, "r").ravel()[0]
         if not np.allclose(_arr(node, "v_leak"), _arr(node, "v_reset")):
-            raise Refusal(f"'{name}' (LIF) leaks towards v_leak != v_reset: SpikingJelly's LIFNode leaks to v_reset")
+            raise Refusal("leaks towards v_leak != v_reset: SpikingJelly's LIFNode leaks to v_reset")
         if tau / dt <= 1:
-            raise Refusal(f"'{name}' (LIF): tau/dt = {tau / dt:g} <= 1; SpikingJelly's LIFNode needs tau > 1 step")
+            raise Refusal(f"tau/dt = {tau / dt:g} <= 1; SpikingJelly's LIFNode needs tau > 1 step")
         if not (np.isclose(r, 1.0) or np.isclose(r, tau / dt)):
-            raise Refusal(f"'{name}' (LIF): r = {r:g} is neither 1 nor tau/dt (SpikingJelly's decay_input)")
+            raise Refusal(f"r = {r:g} is neither 1 nor tau/dt (SpikingJelly's decay_input)")
     return node
 
 
@@ -71,7 +71,7 @@ def _snntorch(name: str, node: Any, dt: float) -> Any:
         return _nir.nir().LIF(tau=tau, r=gain * tau / dt, v_leak=np.zeros(shape), v_threshold=_arr(node, "v_threshold"),
                               v_reset=np.zeros(shape))
     if t not in (*_NEURONS, "Input", "Output", "Affine", "Linear", "Conv2d", "AvgPool2d", "Flatten"):
-        raise Refusal(f"'{name}' ({t}): snnTorch's import_from_nir has no {t}")
+        raise Refusal(f"snnTorch's import_from_nir has no {t}")
     return node
 
 
@@ -81,14 +81,14 @@ def _norse(name: str, node: Any, dt: float) -> Any:
     if t in _NEURONS:
         _zero(name, node, "v_reset", who, "ignores v_reset (resets to 0)")
     if t == "IF" and not np.allclose(_arr(node, "r") * dt, 1.0):
-        raise Refusal(f"'{name}' (IF): an input gain r*dt != 1; Norse's IAFCell ignores r")
+        raise Refusal("an input gain r*dt != 1; Norse's IAFCell ignores r")
     if t == "LIF" and not np.allclose(_arr(node, "r"), 1.0):
-        raise Refusal(f"'{name}' (LIF): r != 1 (an input gain, e.g. decay_input=False); Norse's LIFBoxCell "
+        raise Refusal("r != 1 (an input gain, e.g. decay_input=False); Norse's LIFBoxCell "
                       "ignores r")
     if t == "SumPool2d" and np.any(np.asarray(node.padding) != 0):
-        raise Refusal(f"'{name}' (SumPool2d): padding; Norse's importer ignores it")
+        raise Refusal("padding; Norse's importer ignores it")
     if t not in (*_NEURONS, "Input", "Output", "Affine", "Linear", "Conv2d", "SumPool2d", "Flatten"):
-        raise Refusal(f"'{name}' ({t}): Norse's from_nir has no {t} (an AvgPool2d can be a SumPool2d with the "
+        raise Refusal(f"Norse's from_nir has no {t} (an AvgPool2d can be a SumPool2d with the "
                       "1/k^2 folded into the next layer's weights)")
     return node
 
@@ -99,11 +99,11 @@ def _sinabs(name: str, node: Any, dt: float) -> Any:
     if t in ("IF", "LIF") and "sinabs" in str(meta.get("readable_by", "")).split(","):
         return node  # a sinabs neuron in the form sinabs' importer reads exactly
     if t in _NEURONS:
-        raise Refusal(f"'{name}' ({t}): sinabs' from_nir builds multi-spike neurons with a subtractive reset "
+        raise Refusal("sinabs' from_nir builds multi-spike neurons with a subtractive reset "
                       "(IF also clipped at -threshold, LIF without input normalisation); a binary hard-reset neuron "
                       "cannot be written so that sinabs reads it")
     if t not in ("Input", "Output", "Affine", "Conv1d", "Conv2d", "SumPool2d", "Flatten"):
-        raise Refusal(f"'{name}' ({t}): sinabs' from_nir has no {t} (it would silently drop the node)")
+        raise Refusal(f"sinabs' from_nir has no {t} (it would silently drop the node)")
     return node
 
 
