@@ -12,8 +12,13 @@ ZOO_SEED = 0
 
 __all__ = [
     "ZOO_SEED", "parse_shape", "parse_kv", "parse_device", "add_model_args", "add_device_arg", "add_out_args",
-    "print_table", "add_nir_args", "nir_options",
+    "print_table", "add_nir_args", "nir_options", "load_cli_model", "TIME_LAYOUT_HELP",
 ]
+
+TIME_LAYOUT_HELP = ("how a file.py:factory model takes time: tb [T, B, ...] (default; SpikingJelly multi-step, Norse "
+                    "LIF, forward loops over time), bt [B, T, ...] (sinabs), bt-flat [B*T, ...] (sinabs Squeeze), "
+                    "time-last [B, ..., T] (lava-dl SLAYER), step: called once per step with [B, ...] (snnTorch, "
+                    "Norse cells, SpikingJelly single-step)")
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -54,7 +59,25 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights for a file.py:factory model (checkpoint or state_dict)")
     p.add_argument("--input-shape", type=parse_shape, help="one sample's shape without T and B, e.g. 1,8,8")
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="keyword for a zoo model factory")
+    p.add_argument("--time-layout", choices=("tb", "bt", "bt-flat", "time-last", "step"), help=TIME_LAYOUT_HELP)
     add_nir_args(p)
+
+
+def load_cli_model(args: argparse.Namespace, device: str = "cpu", *, nir: bool = True) -> Any:
+    """``load_model`` from the MODEL options of ``args``; its notes go to stderr.
+
+    ``nir``: pass the NIR reading options of ``args`` (``--nir-from``, ``--dt``, ...) for a ``.nir`` MODEL
+    (``False`` when they belong to another file, e.g. ``verify``'s EXPORTED).
+    """
+    import sys
+
+    from spikeport.models.loading import load_model
+
+    loaded = load_model(args.model, weights=args.weights, device=device, time_layout=args.time_layout,
+                        nir_options=nir_options(args) if nir else None, **parse_kv(args.model_arg))
+    for note in loaded.notes:
+        print(f"spikeport: note: {note}", file=sys.stderr)
+    return loaded
 
 
 def _positive_float(text: str) -> float:

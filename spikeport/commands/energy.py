@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spikeport.commands._common import add_device_arg, add_model_args, add_out_args, nir_options, parse_kv
+from spikeport.commands._common import add_device_arg, add_model_args, add_out_args, load_cli_model
 
 DEFAULT_TIMESTEPS = 4
 
@@ -89,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
     from spikeport.energy import analyze, get_hardware, load_npy_input, recording_target, write_report
     from spikeport.energy.report import REPORT_FILES
     from spikeport.errors import ConfigError, DataError
-    from spikeport.models.loading import load_model
 
     if args.samples is not None and args.samples <= 0:
         raise ConfigError(f"--samples must be positive, got {args.samples}")
@@ -103,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.manual_seed(args.seed)  # zoo models start from a seeded random init: reruns are identical
-    loaded = load_model(args.model, weights=args.weights, device=args.device, nir_options=nir_options(args),
-                        **parse_kv(args.model_arg))
+    loaded = load_cli_model(args, device=args.device)
     in_shape = tuple(args.input_shape) if args.input_shape else loaded.input_shape
     t, t_origin = _timesteps(args, loaded)
     meta = {"model": args.model, "model_kind": loaded.kind}

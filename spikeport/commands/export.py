@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spikeport.commands._common import ZOO_SEED, add_model_args, add_out_args, nir_options, parse_kv
+from spikeport.commands._common import ZOO_SEED, add_model_args, add_out_args, load_cli_model
 
 __all__ = ["add_parser", "run", "TARGET_NAMES", "DEFAULT_TIMESTEPS"]
 
@@ -30,7 +30,8 @@ def add_parser(sub: Any) -> None:
                     "known (else random inputs) and written atomically, with PATH.summary.json / PATH.summary.md "
                     "describing it, the data it was checked on, and where else the model can go. A check that "
                     "fails, or that is vacuous because a spike layer never fires on the check data, writes nothing "
-                    "and exits non-zero unless --allow-mismatch / --allow-silent.")
+                    "and exits non-zero unless --allow-mismatch / --allow-silent. The model itself also runs (in its "
+                    "own framework) beside its traced IR and the file, and must agree with both.")
     add_model_args(p)
     p.add_argument("--target", required=True, choices=TARGET_NAMES, help="export target")
     add_out_args(p, "output file (e.g. model.onnx, model.nir, model.net)")
@@ -103,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
 
     from spikeport._io import check_overwrite
     from spikeport.errors import ConfigError
-    from spikeport.models.loading import load_model
     from spikeport.targets.export import export_model, summary_paths
     from spikeport.targets.verify import check_min_spikes
 
@@ -118,8 +118,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(ZOO_SEED)  # a zoo name gets the same fresh weights in export and verify
     if args.nir_for is not None and args.target != "nir":
         raise ConfigError(f"--nir-for {args.nir_for}: applies to --target nir only (got --target {args.target})")
-    loaded = load_model(args.model, weights=args.weights, device="cpu", nir_options=nir_options(args),
-                        **parse_kv(args.model_arg))
+    loaded = load_cli_model(args)
     shape = tuple(args.input_shape) if args.input_shape else loaded.input_shape
     t = _timesteps(args, loaded)
     opts: dict[str, Any] = {"check": not args.no_check, "min_spikes": args.min_spikes,

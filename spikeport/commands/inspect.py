@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from spikeport.commands._common import ZOO_SEED, add_model_args, nir_options, parse_kv, print_table
+from spikeport.commands._common import ZOO_SEED, add_model_args, load_cli_model, print_table
 
 __all__ = ["add_parser", "run", "node_rows", "draw_graph", "nir_lines"]
 
@@ -104,13 +104,12 @@ def run(args: argparse.Namespace) -> int:
 
     from spikeport._io import check_overwrite
     from spikeport.converter import trace
-    from spikeport.models.loading import load_model
 
     outs = [p for p in (args.graph, args.json, args.png) if p]
     for p in outs:
         check_overwrite(p, args.force)
     torch.manual_seed(ZOO_SEED)  # a zoo name gets the same fresh weights as in export and verify
-    loaded = load_model(args.model, weights=args.weights, nir_options=nir_options(args), **parse_kv(args.model_arg))
+    loaded = load_cli_model(args)
     graph = loaded.meta.get("graph") if loaded.kind == "nir" else None
     if graph is None:
         shape = args.input_shape or loaded.input_shape

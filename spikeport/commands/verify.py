@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spikeport.commands._common import ZOO_SEED, add_device_arg, add_model_args, nir_options, parse_kv
+from spikeport.commands._common import ZOO_SEED, add_device_arg, add_model_args, load_cli_model, nir_options
 
 __all__ = ["add_parser", "run", "DEFAULT_SAMPLES"]
 
@@ -81,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
     from spikeport._io import atomic_write_text, check_overwrite
     from spikeport.data import get_dataset
     from spikeport.errors import ConfigError, DataError
-    from spikeport.models.loading import load_model
     from spikeport.runtime import resolve_device
     from spikeport.targets.export import open_exported
     from spikeport.targets.verify import check_min_spikes, dataset_batches, random_batches, verify_export
@@ -102,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
     target = open_exported(args.exported, lava_backend="both" if args.lava else "reference",
                            nir_options=None if model_is_nir else reading)
     torch.manual_seed(ZOO_SEED)  # a zoo name gets the same fresh weights in export and verify
-    loaded = load_model(args.model, weights=args.weights, device="cpu", nir_options=reading if model_is_nir else None,
-                        **parse_kv(args.model_arg))
+    loaded = load_cli_model(args, nir=model_is_nir)
     shape = tuple(args.input_shape) if args.input_shape else (loaded.input_shape
                                                               or getattr(target, "input_shape", None))
     if shape is None:

@@ -143,7 +143,7 @@ def _neuron_row(r: NeuronRecord, n: int, active: bool) -> tuple[dict[str, Any], 
     row = _base_row(r, r.rule.role)
     spikes = int(r.spikes_tc.sum())
     elements = int(r.elements_t.sum())
-    row["value_class"] = "graded" if r.graded else "spikes"
+    row["value_class"] = "spike counts" if r.counts else ("graded" if r.graded else "spikes")
     row["rate"] = _div(spikes, elements)
     row["spikes"] = _div(spikes, n)
     row["neurons"] = float(r.neurons)
@@ -151,7 +151,7 @@ def _neuron_row(r: NeuronRecord, n: int, active: bool) -> tuple[dict[str, Any], 
         row["neuron_updates"] = _div(elements, n)
         row["active_updates"] = _div(int(r.active_t.sum()), n) if active else row["neuron_updates"]
     per_t = [(_div(int(s), int(e)) if int(e) else None) for s, e in zip(r.spikes_tc.sum(1).tolist(),
-                                                                        r.elements_t.tolist())]
+                                                                        r.elements_t.tolist(), strict=False)]
     per_c_elems = elements / max(1, r.channels)
     per_c = [_div(int(s), per_c_elems) for s in r.spikes_tc.sum(0).tolist()]
     return row, per_t, per_c

@@ -21,6 +21,10 @@ recorder's state has a fixed size (see :meth:`Recording.state_nbytes`).
 Tensors follow the time-first convention ``[T, B, ...]``: the model input's
 axis 1 counts samples and a node input's leading axes are ``(T, B, ...)``; a
 node called on ``[N, ...]`` (one leading axis) is counted as one timestep.
+A :class:`~spikeport.frameworks.ForeignModel` (a model of another framework or
+time layout) is recorded on the user's own modules, each call placed in time by
+its layout (:class:`_CallView`): per-step calls count one step each. Neurons emitting
+spike counts (sinabs' multi-spike) count every spike of a count.
 """
 
 from __future__ import annotations
@@ -124,6 +128,7 @@ class NeuronRecord(_NodeBase):
     elements_t: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
     active_t: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
     graded: bool = False  # some output was neither 0 nor 1
+    counts: bool = False  # outputs are spike counts (non-negative integers): spikes sum their values
     verified: bool = False  # the first call's output was checked to be binary
 
 
@@ -279,6 +284,60 @@ def _trusted(module: nn.Module) -> bool:
     return type(module).__module__.startswith("spikeport.")
 
 
+class _CallView:
+    """Places the tensors a hook sees in time when the model is not ``[T, B, ...]`` throughout.
+
+    A :class:`~spikeport.frameworks.ForeignModel` is fed ``[T, B, ...]`` but its modules see its
+    own layout: the whole sequence (``[B, T, ...]``, ``[B*T, ...]``, ``[B, ..., T]``) or one step
+    ``[B, ...]`` per call (snnTorch, Norse cells, loops over time in ``forward``). Each hooked
+    tensor is brought to ``[t, N, ...]``; a one-step call is step *k* of the sequence, *k*
+    counting that module's calls since the model's call (runtime hooks count per call).
+    """
+
+    def __init__(self, layout: str) -> None:
+        self.layout = layout
+        self.t = self.b = 0
+        self.calls: dict[str, int] = {}
+
+    def start(self, x: torch.Tensor) -> None:
+        self.t, self.b = int(x.shape[0]), int(x.shape[1])
+        self.calls.clear()
+
+    def view(self, key: str, x: torch.Tensor, *more: Any) -> tuple[list[Any], int]:
+        """``[x, *more]`` as ``[t, N, ...]`` tensors (``None`` passes through) and the first step they hold."""
+        t, b, s, lay = self.t, self.b, tuple(x.shape), self.layout
+        fn = None
+        if len(s) >= 2 and lay == "tb" and s[:2] == (t, b):
+            fn = _identity
+        elif len(s) >= 2 and lay == "bt" and s[:2] == (b, t):
+            fn = _swap01
+        elif len(s) >= 2 and lay == "time-last" and s[0] == b and s[-1] == t:
+            fn = _time_last
+        elif lay == "bt-flat" and t > 1 and s[0] == b * t:
+            fn = _unfold_bt
+        if fn is not None:
+            return [fn(v, b, t) if isinstance(v, torch.Tensor) else v for v in (x, *more)], 0
+        k = self.calls.get(key, 0)
+        self.calls[key] = k + 1
+        return [v.unsqueeze(0) if isinstance(v, torch.Tensor) else v for v in (x, *more)], k
+
+
+def _identity(v: torch.Tensor, b: int, t: int) -> torch.Tensor:
+    return v
+
+
+def _swap01(v: torch.Tensor, b: int, t: int) -> torch.Tensor:
+    return v.transpose(0, 1)
+
+
+def _time_last(v: torch.Tensor, b: int, t: int) -> torch.Tensor:
+    return v.movedim(-1, 0)
+
+
+def _unfold_bt(v: torch.Tensor, b: int, t: int) -> torch.Tensor:
+    return v.reshape(b, t, *v.shape[1:]).transpose(0, 1)
+
+
 class _Observer:
     """Forward hooks updating one :class:`Recording`.
 
@@ -288,10 +347,11 @@ class _Observer:
     cleared at every model call.
     """
 
-    def __init__(self, rec: Recording, batch_dim: int, count_active: bool) -> None:
+    def __init__(self, rec: Recording, batch_dim: int, count_active: bool, layout: str | None = None) -> None:
         self.rec = rec
         self.batch_dim = batch_dim
         self.count_active = count_active
+        self.calls = _CallView(layout) if layout is not None else None
         self._cache: list[tuple[torch.Tensor, int, tuple[int, int], _TensorStats]] = []
 
     def _touch(self, r: _NodeBase) -> None:
@@ -318,6 +378,8 @@ class _Observer:
         self.rec.forward_calls += 1
         self._cache = []
         x = _first_tensor(args)
+        if self.calls is not None and x is not None and x.dim() >= 2:
+            self.calls.start(x)
         if x is not None and x.dim() > self.batch_dim:
             self.rec.samples += int(x.shape[self.batch_dim])
             self.rec.timesteps = max(self.rec.timesteps, int(x.shape[0]) if self.batch_dim == 1 else 1)
@@ -327,6 +389,10 @@ class _Observer:
         x = _first_tensor(args)
         if x is None:
             return
+        out = _first_tensor(output)
+        off = 0
+        if self.calls is not None:
+            (x, out), off = self.calls.view(r.name, x, out)
         with torch.no_grad():
             nd = r.rule.item_ndim
             if x.dim() < nd:
@@ -344,7 +410,6 @@ class _Observer:
             abs_fan = int(round(float(torch.dot(st.absmap.reshape(-1), flat_fan)))) if st.absmap is not None \
                 else nz_fan
             nz_t = st.countmap.sum(1).round().to(torch.int64)
-            out = _first_tensor(output)
             out_item = tuple(int(d) for d in out.shape[len(lead):]) if out is not None else ()
             if not r.out_item_shape:
                 r.out_item_shape = out_item
@@ -361,10 +426,10 @@ class _Observer:
                 ct.dense += int(r.rule.dense(module, r.node, item, out_item)) * n_items
             ct.out_elements += int(out.numel()) if out is not None else 0
             ct.max_abs = max(ct.max_abs, st.max_abs)
-            r.nonzero_t = _grow(r.nonzero_t, t)
-            r.elements_t = _grow(r.elements_t, t)
-            r.nonzero_t[:t] += nz_t.cpu()
-            r.elements_t[:t] += n_items // t * math.prod(item)
+            r.nonzero_t = _grow(r.nonzero_t, off + t)
+            r.elements_t = _grow(r.elements_t, off + t)
+            r.nonzero_t[off:off + t] += nz_t.cpu()
+            r.elements_t[off:off + t] += n_items // t * math.prod(item)
 
     def _fanout(self, r: SynapseRecord, module: nn.Module, item: tuple[int, ...]) -> tuple[torch.Tensor, int]:
         cached = r._fan.get(item)
@@ -391,13 +456,21 @@ class _Observer:
         x = _first_tensor(args)
         if s is None:
             return
+        off = 0
+        if self.calls is not None:
+            (s, x), off = self.calls.view(r.name, s, x)
         with torch.no_grad():
             t = int(s.shape[0]) if s.dim() >= 2 else 1
             item = tuple(int(d) for d in s.shape[2:]) if s.dim() >= 2 else ()
             c = int(item[0]) if item else 1
             trust = r.rule.binary_output and r.verified and _trusted(module)
             st = self._stats(s, t, len(item), binary=trust)
-            counts = st.countmap.reshape(t, c, -1).sum(2).round().to(torch.int64)  # [T, C]
+            if st.cls == "integer" and float(s.min()) >= 0:  # spike counts (multi-spike neurons): sum them
+                counts = s.detach().reshape(t, -1, c, max(1, math.prod(item) // c) if item else 1).sum(
+                    dim=(1, 3), dtype=torch.float64).round().to(torch.int64)
+                r.counts = True
+            else:
+                counts = st.countmap.reshape(t, c, -1).sum(2).round().to(torch.int64)  # [T, C]
             if st.cls != "binary":
                 r.graded = True
             elif r.calls == 0:
@@ -409,14 +482,15 @@ class _Observer:
                                      f"({r.channels} -> {c}); record one input shape per recording")
                 r.channels, r.neurons = c, max(1, math.prod(item)) if item else 1
                 r.spikes_tc = torch.zeros(0, c, dtype=torch.int64)
-            r.spikes_tc = _grow(r.spikes_tc, t)
-            r.elements_t = _grow(r.elements_t, t)
-            r.active_t = _grow(r.active_t, t)
-            r.spikes_tc[:t] += counts.cpu()
-            r.elements_t[:t] += s.numel() // t
+            end = off + t
+            r.spikes_tc = _grow(r.spikes_tc, end)
+            r.elements_t = _grow(r.elements_t, end)
+            r.active_t = _grow(r.active_t, end)
+            r.spikes_tc[off:end] += counts.cpu()
+            r.elements_t[off:end] += s.numel() // t
             if self.count_active and x is not None and x.shape[:1] == s.shape[:1] and x.numel() == s.numel():
                 xd = x.detach()
-                r.active_t[:t] += torch.stack([torch.count_nonzero(xd[i]) for i in range(t)]).cpu()
+                r.active_t[off:end] += torch.stack([torch.count_nonzero(xd[i]) for i in range(t)]).cpu()
 
     # -- custom
     def custom(self, r: CustomRecord, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -575,16 +649,20 @@ def record_spikes(model: nn.Module, *, rules: Mapping[type, OpRule] | None = Non
     if not isinstance(model, nn.Module):
         raise ConfigError(f"record_spikes: expected a torch.nn.Module, got {type(model).__name__}")
     nodes = _graph_nodes(graph)
-    rec = Recording(model_name=str(getattr(getattr(model, "graph", None), "name", "") or type(model).__name__))
+    inner = getattr(model, "spikeport_inner", None)  # a ForeignModel: record the user's modules, per call
+    target = inner if isinstance(inner, nn.Module) else model
+    rec = Recording(model_name=str(getattr(getattr(model, "graph", None), "name", "") or type(target).__name__))
     rec.active_counted = bool(count_active)
-    obs = _Observer(rec, batch_dim, bool(count_active))
+    layout = getattr(model, "time_layout", None) if target is inner else None
+    obs = _Observer(rec, batch_dim, bool(count_active), layout)
     handles: list[Any] = [model.register_forward_pre_hook(obs.root)]
     try:
-        root_rule = resolve_rule(type(model), rules)
-        if isinstance(root_rule, OpRule) and root_rule.role != "free" and (root_rule.leaf or not list(model.children())):
-            _attach(rec, obs, type(model).__name__, model, root_rule, None, handles)
+        root_rule = resolve_rule(type(target), rules)
+        if isinstance(root_rule, OpRule) and root_rule.role != "free" and \
+                (root_rule.leaf or not list(target.children())):
+            _attach(rec, obs, type(target).__name__, target, root_rule, None, handles)
         else:
-            _walk(rec, obs, model, "", nodes, rules, handles)
+            _walk(rec, obs, target, "", nodes, rules, handles)
         rec.graph_bound = any(r.node is not None for r in rec.records.values())
         if rec.unmeasured:
             if not allow_unmeasured:

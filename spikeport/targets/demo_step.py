@@ -38,7 +38,7 @@ def run(ctx: Any) -> None:
         try:
             res = export_model(model, target, ctx.out / name, timesteps=ctx.timesteps, force=True, source="snn.pt",
                                check_data=check_data)
-            [c] = verify_export(model, res.path, dataset_batches(split, timesteps=ctx.timesteps, batch_size=128))
+            c = verify_export(model, res.path, dataset_batches(split, timesteps=ctx.timesteps, batch_size=128))[0]
         except SpikeportError as e:
             ctx.echo(f"[demo]   {target}: not exported: {e}")
             rows[target] = {"file": None, "error": str(e)}

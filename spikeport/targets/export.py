@@ -61,6 +61,8 @@ class ExportResult:
     summary: dict[str, Any]
     check: Any = None
     files: list[Path] = field(default_factory=list)
+    original: list[Any] = field(default_factory=list)
+    """``[traced IR vs the model itself, the model itself vs the file]`` (:mod:`spikeport.targets.original`)."""
 
     def describe(self) -> str:
         """One line for the CLI."""
@@ -74,6 +76,9 @@ class ExportResult:
             line += f"; check vs torch on {s.get('check_data') or 'the check data'}: {self.check.describe()}"
         if s.get("lava_check"):
             line += f"; {describe_lava_check(s['lava_check'])}"
+        if self.original:
+            line += (f"; the model itself vs its IR: {self.original[0].verdict}, vs the file: "
+                     f"{self.original[1].verdict}")
         return line
 
     @property
@@ -88,6 +93,14 @@ class ExportResult:
             out.append(("check FAILED, file kept because of --allow-mismatch", self.check.describe()))
         elif self.check is not None and self.check.vacuous:
             out.append(("check is VACUOUS, file kept because of --allow-silent", self.check.describe()))
+        main_agrees = self.check is None or self.check.agrees
+        for what, c in zip(("original model vs IR", "original model vs file"), self.original, strict=False):
+            if what.endswith("file") and not main_agrees:
+                continue  # implied by the failed check above (the file disagrees with the IR)
+            if not c.agrees:
+                out.append((f"{what} check FAILED, file kept because of --allow-mismatch", c.describe()))
+            elif c.vacuous:
+                out.append((f"{what} check is VACUOUS, file kept because of --allow-silent", c.describe()))
         lava = self.summary.get("lava_check") or {}
         if lava.get("verdict") == "differ":
             out.append(("Lava check FAILED, file kept because of --allow-mismatch", describe_lava_check(lava)))
@@ -346,6 +359,12 @@ def _markdown(s: dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {r['layer']} | {100 * r['agreement']:.4f}% | {r['mismatches']}/{r['total']} | "
                   f"{r['ref_spikes']} | {r['ref_rate']:.4f} | {r['target_rate']:.4f} |" for r in chk["layers"]]
+    if s.get("original_checks"):
+        ir_vs, file_vs = s["original_checks"]
+        lines += ["", "## Check against the original model", "",
+                  "The model itself (in its own framework) ran on the same data:", "",
+                  f"- traced IR vs the model: {ir_vs['description']}",
+                  f"- the model vs the file: {file_vs['description']}"]
     lo = s.get("loihi")
     if lo:
         lines += ["", "## Loihi 2 deployment", "",
@@ -402,11 +421,16 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
         check_overwrite(p, force)
     token = secrets.token_hex(4)
     staged = {p: p.with_name(f".{p.name}.{token}.staged{p.suffix}") for p in outputs}
-    for p, sfx in zip(sidecars, _SIDECARS.get(target, ()), strict=True):  # a target writes its sidecars beside it
+    for p, sfx in zip(sidecars, _SIDECARS.get(target, ()), strict=True):  # the target writes sidecars beside the file
         staged[p] = staged[dest].with_name(staged[dest].name + sfx)
     try:
         try:
             result = fn(model, staged[dest], timesteps=timesteps, input_shape=input_shape, **options)
+            if options.get("check", True):  # the user's own model beside its IR and the file
+                from spikeport.targets.original import run_original_checks
+
+                result.original = run_original_checks(model, staged[dest], dest, timesteps=timesteps,
+                                                       input_shape=input_shape, options=options)
         except SpikeportError as e:  # name the real output, not the staging file
             raise type(e)(str(e).replace(str(staged[dest]), str(dest)).replace(staged[dest].name, dest.name)) from e
         if summary:
@@ -417,6 +441,7 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
                 doc["check"] = {**result.check.to_dict(), "description": result.check.describe()}
             else:
                 doc["check"] = None
+            doc["original_checks"] = [{**c.to_dict(), "description": c.describe()} for c in result.original]
             doc["check_failures"] = result.check_failures
             doc["deployability"] = deployability(g) if g is not None else {}
             if g is not None and "nir" in g.meta:  # the model came from a NIR file: how it was read

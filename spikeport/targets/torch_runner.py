@@ -92,7 +92,8 @@ def build_executor(model: Any, input_shape: Sequence[int] | None = None, *, use_
             :class:`~spikeport.converter.LoweredModule` (used as is).
         input_shape: per-timestep input shape (default: the model's ``default_input_shape``).
         use_ir: ``True`` (trace or fail), ``False`` (run the module itself) or ``"auto"``
-            (trace; fall back to the module itself when tracing fails).
+            (trace; fall back to the module itself when tracing fails, except for a
+            :class:`~spikeport.frameworks.ForeignModel`, whose spike layers only the IR exposes).
 
     Raises:
         GraphError: ``use_ir=True`` and the model does not trace.
@@ -107,6 +108,8 @@ def build_executor(model: Any, input_shape: Sequence[int] | None = None, *, use_
         raise ConfigError(f"expected a torch.nn.Module or SpikeGraph, got {type(model).__name__}")
     if use_ir is False:
         return model, False
+    if use_ir == "auto" and getattr(model, "spikeport_inner", None) is not None:
+        use_ir = True  # a model of another framework: its spike layers and exports come from the IR only
     try:
         return lower(trace(model, input_shape)), True
     except GraphError as e:

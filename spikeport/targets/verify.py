@@ -272,8 +272,8 @@ def check_min_spikes(min_spikes: Any) -> int:
 def _table(rows: list[dict[str, str]]) -> str:
     cols = list(rows[0])
     widths = [max(len(c), *(len(r[c]) for r in rows)) for c in cols]
-    out = ["  ".join(c.ljust(w) for c, w in zip(cols, widths)), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(r[c].ljust(w) for c, w in zip(cols, widths)) for r in rows]
+    out = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(r[c].ljust(w) for c, w in zip(cols, widths, strict=False)) for r in rows]
     return "\n".join(out)
 
 
@@ -521,8 +521,12 @@ def verify_export(model: Any, exported: Any, batches: Iterable[Batch], *, device
                   input_shape: Sequence[int] | None = None, atol: float = DEFAULT_ATOL,
                   tie_eps: float = DEFAULT_TIE_EPS, compare_cpu: bool | None = None,
                   min_pred_agreement: float = DEFAULT_MIN_PRED_AGREEMENT, min_spikes: int = DEFAULT_MIN_SPIKES,
-                  allow_silent: bool = False) -> list[Comparison]:
+                  allow_silent: bool = False, original: bool = True) -> list[Comparison]:
     """Compare the torch reference of ``model`` (on ``device``) with an exported file on the same inputs.
+
+    The reference is the model's traced IR. With ``original`` (default), the model itself also runs,
+    in its own framework (:mod:`spikeport.targets.original`), and is compared with the IR and with the
+    export: a wrong adapter fails there even when the export reproduces the IR.
 
     Args:
         model: the source model (``nn.Module``, ``SpikeGraph`` or ``LoweredModule``; not modified).
@@ -534,9 +538,11 @@ def verify_export(model: Any, exported: Any, batches: Iterable[Batch], *, device
             samples whose prediction equals the reference's.
         min_spikes, allow_silent: see :class:`Comparator` (a layer below ``min_spikes`` reference
             spikes makes the comparison ``vacuous``, which fails unless ``allow_silent``).
+        original: also run the model itself (when it is a module distinct from its IR).
 
     Returns:
-        ``[reference vs target]``, plus ``[torch-cpu vs torch-<device>]`` when ``device`` is CUDA.
+        ``[reference vs target]``, then ``[traced IR vs original model, original model vs target]`` when the
+        original ran, then ``[torch-cpu vs torch-<device>]`` when ``device`` is CUDA.
 
     Raises:
         ConfigError: CUDA requested but absent.
@@ -566,14 +572,24 @@ def verify_export(model: Any, exported: Any, batches: Iterable[Batch], *, device
         cpu = TorchRunner(model, device="cpu", input_shape=input_shape)
         cross = (cpu, Comparator(list(cpu.layers), cpu.runtime, ref.runtime, margins=cpu.margins, atol=atol,
                                  tie_eps=tie_eps, min_spikes=min_spikes, allow_silent=allow_silent))
+    from spikeport.targets.original import original_comparators, original_runner
+
+    orig = original_runner(model, ref, device=dev, input_shape=input_shape) if original else None
+    extra = original_comparators(ref, orig, target, atol=atol, tie_eps=tie_eps, min_pred_agreement=min_pred_agreement,
+                                 min_spikes=min_spikes, allow_silent=allow_silent) if orig is not None else []
     try:
         for x, y in batches:
             r = ref.run(x)
-            main.update(x, r, target.run(x), y)
+            t_out = target.run(x)
+            main.update(x, r, t_out, y)
+            if orig is not None:
+                o = orig.run(x)
+                extra[0].update(x, r, o, y)
+                extra[1].update(x, o, t_out, y)
             if cross is not None:
                 cross[1].update(x, cross[0].run(x), r, y)
     except DataError as e:
         if str(shown) in str(e):
             raise
         raise DataError(f"{shown}: does not match the model: {e}") from e
-    return [main.result] + ([cross[1].result] if cross is not None else [])
+    return [main.result] + [c.result for c in extra] + ([cross[1].result] if cross is not None else [])

@@ -158,8 +158,9 @@ def test_untrained_zoo_model_export_and_verify(tmp_path, capsys, name):
     assert code == 1 and "verdict: vacuous for layers: " in text and "verdict: exact" not in text
     code, text, _ = _run(capsys, [*verify, "--allow-silent", "--json", tmp_path / "v.json"])
     assert code == 0 and "verdict: vacuous for layers: " in text
-    [v] = json.loads((tmp_path / "v.json").read_text())["comparisons"]
+    v, *original = json.loads((tmp_path / "v.json").read_text())["comparisons"]
     assert v["verdict"] == "vacuous" and v["ok"] and v["silent_layers"]
+    assert [c["verdict"] for c in original] == ["vacuous", "vacuous"] and all(c["ok"] for c in original)
 
 
 # ----------------------------------------------------------------------------- a failed check, every target

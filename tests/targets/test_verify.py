@@ -113,10 +113,14 @@ def test_verify_onnx_on_labelled_digits(tmp_path):
     path = export_onnx(m, tmp_path / "m.onnx", timesteps=4, check=False).path
     split = get_dataset("digits", train=False)
     batches = dataset_batches(split, timesteps=4, samples=70, batch_size=32)
-    [c] = verify_export(m, path, batches)
+    c, ir_vs_model, model_vs_onnx = verify_export(m, path, batches)
     assert c.samples == c.labelled == 70 and c.verdict == "exact", c.describe()
     assert c.ref_accuracy == c.target_accuracy
     assert c.reference == "torch-cpu" and c.target == "onnxruntime"
+    # the model itself ran beside its traced IR and the export: the same spikes in every layer
+    assert ir_vs_model.target.startswith("original") and model_vs_onnx.target == "onnxruntime"
+    assert ir_vs_model.verdict == model_vs_onnx.verdict == "exact", (ir_vs_model.describe(), model_vs_onnx.describe())
+    assert [x.name for x in ir_vs_model.layers] == [x.name for x in c.layers] and not ir_vs_model.missing_layers
 
 
 def test_nir_export_roundtrip_and_verify(tmp_path):
@@ -126,8 +130,9 @@ def test_nir_export_roundtrip_and_verify(tmp_path):
     assert r.check.max_logit_error <= 1e-5 and not r.check.missing_layers
     assert any(layer.ref_spikes for layer in r.check.layers)
     assert [p.name for p in tmp_path.iterdir()] == ["m.nir"]
-    [c] = verify_export(m, r.path, random_batches((1, 8, 8), timesteps=5, samples=6, scale=2.0))
-    assert c.target == "nir-import" and c.ok, c.describe()
+    comps = verify_export(m, r.path, random_batches((1, 8, 8), timesteps=5, samples=6, scale=2.0))
+    c = comps[0]
+    assert c.target == "nir-import" and all(x.ok for x in comps), [x.describe() for x in comps]
     assert NirRunner(r.path).layers == TorchRunner(m).layers
 
 
@@ -169,8 +174,10 @@ def test_cross_device_comparison_path_runs_on_cpu(tmp_path):
     m = calibrated("spiking_cnn_digits")
     path = export_onnx(m, tmp_path / "m.onnx", timesteps=2, check=False).path
     comps = verify_export(m, path, random_batches((1, 8, 8), timesteps=2, samples=5, scale=2.0), compare_cpu=True)
-    assert [(c.reference, c.target) for c in comps] == [("torch-cpu", "onnxruntime"), ("torch-cpu", "torch-cpu")]
-    assert comps[1].verdict == "exact" and comps[1].max_logit_error == 0.0 and comps[1].samples == 5
+    model = "original (torch, tb, cpu)"
+    assert [(c.reference, c.target) for c in comps] == [("torch-cpu", "onnxruntime"), ("traced IR (torch-cpu)", model),
+                                                        (model, "onnxruntime"), ("torch-cpu", "torch-cpu")]
+    assert comps[-1].verdict == "exact" and comps[-1].max_logit_error == 0.0 and comps[-1].samples == 5
 
 
 @pytest.mark.skipif(not NO_CUDA, reason="checks the error raised without CUDA")
@@ -192,6 +199,6 @@ def test_cuda_reference_matches_cpu(tmp_path):  # pragma: no cover - runs on GPU
     m = calibrated("resnet_digits")
     path = export_onnx(m, tmp_path / "m.onnx", timesteps=3, check=False).path
     comps = verify_export(m, path, random_batches((1, 8, 8), timesteps=3, samples=16, scale=2.0), device="cuda")
-    assert [c.reference for c in comps] == ["torch-cuda", "torch-cpu"] and comps[1].target == "torch-cuda"
+    assert [c.reference for c in comps][::3] == ["torch-cuda", "torch-cpu"] and comps[-1].target == "torch-cuda"
     assert all(c.ok for c in comps), [c.describe() for c in comps]
     assert next(m.parameters()).device.type == "cpu"  # the caller's model was not moved
