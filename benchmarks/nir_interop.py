@@ -167,9 +167,8 @@ def measure(p: Producer, kind: str, variant: str, x: torch.Tensor, w: dict[str, 
         rates, err = _attempt(lambda: _energy_rates(sp, x))
         events = [float((s != 0).astype(np.float64).mean()) for s in own.spikes]  # neuron-steps with a spike
         res["energy"] = ({"error": err} if err else
-                         {"rates": rates, "own_events": events,
-                          "equal": bool(np.allclose(rates, events, rtol=1e-12, atol=0)),
-                          "counts_equal": bool(np.allclose(rates, res["own_rates"], rtol=1e-12, atol=0))})
+                         {"rates": rates, "own_events": events,  # own_rates: spikes (counts) per neuron-step
+                          "equal": bool(np.allclose(rates, res["own_rates"], rtol=1e-12, atol=0))})
         from spikeport.converter import trace
 
         shape = (64,) if kind == "mlp" else (1, 8, 8)
@@ -270,8 +269,7 @@ def table(results: list[dict[str, Any]], natives: list[dict[str, Any]]) -> str:
              "own round trip | energy rates equal |", "|---|---|---|---|---|---|"]
     for r in results:
         e = r.get("energy", {})
-        energy = "error" if "error" in e else ("NO" if not e.get("equal") else "yes" if e.get("counts_equal")
-                                               else "yes (events; counts differ: multi-spike)") if e else "-"
+        energy = "error" if "error" in e else ("yes" if e.get("equal") else "NO") if e else "-"
         model = f"{r['model']} {r['variant']}".strip()
         lines.append(f"| {r['producer']} | {model} | {_cell(r.get('import', {'error': r.get('export_error', '')}))} | "
                      f"{_cell(r.get('export'))} | {_cell(r.get('own_round_trip'))} | {energy} |")

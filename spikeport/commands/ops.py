@@ -26,10 +26,24 @@ def _cell(spec, cap: str) -> str:
 
 def _modules(spec) -> str:
     from spikeport.ops import Refused
+    from spikeport.ops.spec import qualified_name
 
     if isinstance(spec.modules, Refused) or not spec.modules:
         return ""
-    return ", ".join(f"{a.module.__module__}.{a.module.__qualname__}" for a in spec.modules)
+    return ", ".join(a.module if isinstance(a.module, str) else qualified_name(a.module) for a in spec.modules)
+
+
+def _nir_reading(spec, cap: str) -> str:
+    """``": LIF (--nir-from snntorch), ..."``: the NIR node types that import as the op, and under which presets."""
+    from spikeport.ops import NirMapping
+
+    if cap != "nir_import" or not isinstance(spec.nir, NirMapping) or not spec.nir.imports:
+        return ""
+    parts = []
+    for t in spec.nir.imports:
+        dialects = spec.nir.dialects_of(t)
+        parts.append(f"{t} ({'--nir-from ' + '|'.join(dialects) if dialects else 'default reading'})")
+    return ": " + ", ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  modules: {mods}")
         for cap in CAPABILITIES:
             why = refusal(spec, cap)
-            print(f"  {cap:8s} {'refused: ' + why if why else 'yes'}")
+            print(f"  {cap:8s} {'refused: ' + why if why else 'yes' + _nir_reading(spec, cap)}")
         return 0
     if args.refusals:
         rows = [{"op": s.name, "capability": cap, "reason": why} for s in specs for cap in CAPABILITIES

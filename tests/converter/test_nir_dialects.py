@@ -307,3 +307,14 @@ def test_export_for_an_importer_records_it_and_the_summary_says_how_to_read_it(t
     capsys.readouterr()
     assert main(["verify", "spiking_mlp_digits", str(out), "--samples", "8", "--allow-silent"]) == 0
     assert "read as spikeport (file metadata): dt = 0.001 s per step (file metadata)" in capsys.readouterr().out
+
+
+def test_ops_lists_the_nir_types_each_op_reads_and_under_which_preset(capsys):
+    from spikeport.cli import main
+
+    assert main(["ops", "SnnTorchLeaky"]) == 0
+    out = capsys.readouterr().out
+    assert "modules: snntorch._neurons.leaky.Leaky" in out
+    assert "nir_import yes: LIF (--nir-from snntorch), IF (--nir-from snntorch|norse|nirtorch)" in out
+    assert main(["ops", "LIF"]) == 0
+    assert "nir_import yes: LIF (default reading)" in capsys.readouterr().out

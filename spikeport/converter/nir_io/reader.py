@@ -79,7 +79,6 @@ class _Flat:
             del self.nodes[name]
 
 
-
 def _check_finite(name: str, node: Any) -> None:
     """Refuse NaN/Inf in any numeric parameter of a NIR node (weights, bias, tau, thresholds, ...)."""
     for key, value in vars(node).items():
@@ -93,8 +92,6 @@ def _check_finite(name: str, node: Any) -> None:
             bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
             raise GraphError(f"NIR node '{name}' ({type(node).__name__}): '{key}' has {bad} NaN/Inf value(s) "
                              f"of {arr.size}; re-export the model with finite parameters")
-
-
 
 
 def _importers(producer: str) -> dict[str, tuple[Any, bool]]:
@@ -360,8 +357,6 @@ def _read_nir_graph(p: Path) -> Any:
         return _nir.nir().read(p, type_check=False)
     except _READ_ERRORS as e:  # nir raises assorted errors (KeyError, AssertionError, ValueError) on malformed files
         raise GraphError(f"{p}: cannot read NIR graph ({type(e).__name__}: {e})") from None
-
-
 
 
 def read_nir(path: str | os.PathLike, dt: float | None = None, *, producer: str | None = None,
