@@ -14,14 +14,16 @@ install: $(STAMP)
 # torch/torchvision are pinned to the wheels that ship on local disk; lava-nc and
 # lava-dl declare Python<3.11 / torch<2.4 / numpy<2 but run fine here, so they are
 # installed without their (stale) pins; their real runtime deps are listed explicitly.
-# Peers (SpikingJelly, snnTorch, NeuroBench) are used by tests and benchmarks only.
+# The frameworks whose models spikeport takes are the `frameworks` extra (snnTorch, Norse,
+# sinabs); SpikingJelly and NeuroBench require torchaudio, which would replace torch 2.14.1,
+# so they install without dependencies (theirs that matter are listed explicitly).
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[dev,vision]'
+	$(PIP) install -q -e '.[dev,vision,frameworks]'
 	$(PIP) install -q scipy asteval opencv-python-headless ninja numba loguru packaging
 	$(PIP) install -q --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
-	$(PIP) install -q --no-deps spikingjelly==2.0.0 snntorch==1.0.0 neurobench==2.3.0
+	$(PIP) install -q --no-deps spikingjelly==2.0.0 neurobench==2.3.0
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,6 +35,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/neuron_speed.py
 	$(PY) benchmarks/energy_overhead.py
+	$(PY) benchmarks/energy_overhead.py --foreign snntorch --skip-rss
+	$(PY) benchmarks/frameworks_matrix.py
 	$(PY) benchmarks/onnx_latency.py
 	$(PY) benchmarks/train_step.py
 

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from spikeport.energy.rules import VALUE_CLASSES, OpRule, is_unit, resolve_rule, worst_class
-from spikeport.errors import ConfigError, GraphError
+from spikeport.errors import ConfigError, GraphError, SpikeportError
 
 __all__ = ["record_spikes", "Recording", "NeuronRecord", "SynapseRecord", "CustomRecord", "UnmeasuredRecord",
            "ClassTotals", "UnmeasuredError"]
@@ -130,6 +130,7 @@ class NeuronRecord(_NodeBase):
     graded: bool = False  # some output was neither 0 nor 1
     counts: bool = False  # outputs are spike counts (non-negative integers): spikes sum their values
     verified: bool = False  # the first call's output was checked to be binary
+    declared_binary: bool = False  # the op's rule says this node emits 0/1 (binary_if)
 
 
 @dataclass
@@ -251,8 +252,9 @@ def _tensor_stats(x: torch.Tensor, t: int, item_ndim: int) -> _TensorStats:
         m = xs.sum(1, dtype=acc).to(torch.float64)
         nz = int(round(float(m.sum())))
         return _TensorStats("binary", t, nz, m, max_abs=1.0 if nz else 0.0)
-    mn, mx = float(xs.min()), float(xs.max())
-    if small and mn >= -1.0 and mx <= 1.0:
+    lo, hi = torch.aminmax(xs)
+    mn, mx = float(lo), float(hi)
+    if small and mn < 0.0 and mn >= -1.0 and mx <= 1.0:
         a = xs.abs()
         if is_unit(a, xs):
             m = a.sum(1, dtype=acc).to(torch.float64)
@@ -261,7 +263,8 @@ def _tensor_stats(x: torch.Tensor, t: int, item_ndim: int) -> _TensorStats:
     countmap = (xs != 0).sum(1).to(torch.float64)
     nz = int(countmap.sum())
     max_abs = max(abs(mn), abs(mx)) if math.isfinite(mn) and math.isfinite(mx) else float("inf")
-    if math.isfinite(max_abs) and bool(torch.equal(xs, torch.round(xs))):
+    unit_range = small and mn >= 0.0 and mx <= 1.0  # in [0, 1] and not binary (checked above): not integer
+    if math.isfinite(max_abs) and not unit_range and bool(torch.equal(xs, torch.round(xs))):
         return _TensorStats("integer", t, nz, countmap, xs.abs().sum(dim=(0, 1), dtype=torch.float64), max_abs)
     return _TensorStats("real", t, nz, countmap, max_abs=max_abs)
 
@@ -463,7 +466,7 @@ class _Observer:
             t = int(s.shape[0]) if s.dim() >= 2 else 1
             item = tuple(int(d) for d in s.shape[2:]) if s.dim() >= 2 else ()
             c = int(item[0]) if item else 1
-            trust = r.rule.binary_output and r.verified and _trusted(module)
+            trust = r.verified and (r.declared_binary or (r.rule.binary_output and _trusted(module)))
             st = self._stats(s, t, len(item), binary=trust)
             if st.cls == "integer" and float(s.min()) >= 0:  # spike counts (multi-spike neurons): sum them
                 counts = s.detach().reshape(t, -1, c, max(1, math.prod(item) // c) if item else 1).sum(
@@ -545,7 +548,7 @@ def _attach(rec: Recording, obs: _Observer, name: str, module: nn.Module, rule: 
                                      weight_count=int(w.numel()) if isinstance(w, torch.Tensor) else 0)
         fn = obs.synapse
     elif rule.role in ("neuron", "activation"):
-        r = NeuronRecord(name, type_name, rule, node)
+        r = NeuronRecord(name, type_name, rule, node, declared_binary=_declared_binary(rule, node, module, name))
         fn = obs.neuron
     elif rule.role == "custom":
         r = CustomRecord(name, type_name, rule, node)
@@ -554,6 +557,26 @@ def _attach(rec: Recording, obs: _Observer, name: str, module: nn.Module, rule: 
         return
     rec.records[name] = r
     handles.append(module.register_forward_hook(lambda m, a, o, _r=r, _f=fn: _f(_r, m, a, o)))
+
+
+def _declared_binary(rule: OpRule, node: Any, module: nn.Module, name: str) -> bool:
+    """Whether ``rule.binary_if`` says this node emits 0/1 (the node is built from the module when not given)."""
+    if rule.binary_if is None:
+        return False
+    if node is None:
+        from spikeport.converter.tracer import convert_module, layout_scope
+        from spikeport.frameworks.state import neuron_layout
+
+        try:
+            with layout_scope(neuron_layout(module) or "tb"):
+                nodes = convert_module(module, name or type(module).__name__)
+        except SpikeportError:  # no node: the values are checked on every call instead
+            return False
+        node = nodes[0] if len(nodes) == 1 else None
+    try:
+        return node is not None and bool(rule.binary_if(node))
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 _UNMEASURED_RULE = OpRule("free", note="")

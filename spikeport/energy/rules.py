@@ -86,6 +86,9 @@ class OpRule:
         binary_output: ``neuron``: the node emits exactly 0/1 by construction (a Heaviside of
             the membrane). For module classes defined inside spikeport the recorder verifies
             this on a layer's first call and then skips the value check (one pass fewer).
+        binary_if: ``neuron``: for an op whose nodes are binary or not by a parameter (graded
+            spikes, spike counts), ``binary_if(node) -> bool`` says which (the recorder then
+            treats a binary node like ``binary_output``, any module class included).
         leaf: do not hook the module's children (the rule accounts for them).
         note: assumption stated in every report that uses this rule.
     """
@@ -97,15 +100,15 @@ class OpRule:
     count: CountFn | None = None
     neuron_ops: tuple[int, int] = (0, 0)
     binary_output: bool = False
+    binary_if: Callable[[Any], bool] | None = None
     leaf: bool = True
     note: str = ""
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ConfigError(f"OpRule: role must be one of {', '.join(ROLES)}, got {self.role!r}")
-        if self.role in ("synapse", "pool"):
-            if self.item_ndim <= 0 or self.fanout is None:
-                raise ConfigError(f"OpRule(role={self.role!r}) needs item_ndim > 0 and a fanout function")
+        if self.role in ("synapse", "pool") and (self.item_ndim <= 0 or self.fanout is None):
+            raise ConfigError(f"OpRule(role={self.role!r}) needs item_ndim > 0 and a fanout function")
         if self.role == "synapse" and self.dense is None:
             raise ConfigError("OpRule(role='synapse') needs a dense function (ANN-equivalent MACs)")
         if self.role == "custom" and self.count is None:

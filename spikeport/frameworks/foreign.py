@@ -87,21 +87,29 @@ class ForeignModel(nn.Module):
         t, b = int(x.shape[0]), int(x.shape[1])
         net = self.spikeport_inner
         reset_state(net)
-        with self._guards(t, b):
-            if self.time_layout == "step":
-                outs, state = [], None
-                for i in range(t):
-                    if self._with_state:
-                        out = net(x[i], state)
-                        if isinstance(out, tuple) and len(out) == 2:
-                            out, state = out
-                    else:
-                        out = net(x[i])
-                    outs.append(first_tensor(out))
-                y = torch.stack(outs)
+        try:
+            with self._guards(t, b):
+                return self._run(net, x, t, b)
+        except (RuntimeError, ValueError, TypeError, IndexError) as e:  # the user's forward failed on its input
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DataError(f"{type(net).__name__} failed on spikeport's input [T={t}, B={b}, "
+                            f"{', '.join(map(str, x.shape[2:]))}] fed as {describe(self.time_layout)} (time layout "
+                            f"'{self.time_layout}'): {type(e).__name__}: {msg}; if the model takes time otherwise, "
+                            "pass --time-layout tb, bt, bt-flat, time-last or step") from e
+
+    def _run(self, net: nn.Module, x: torch.Tensor, t: int, b: int) -> torch.Tensor:
+        if self.time_layout != "step":
+            return from_layout(first_tensor(net(to_layout(x, self.time_layout))), self.time_layout, t, b)
+        outs, state = [], None
+        for i in range(t):
+            if self._with_state:
+                out = net(x[i], state)
+                if isinstance(out, tuple) and len(out) == 2:
+                    out, state = out
             else:
-                y = from_layout(first_tensor(net(to_layout(x, self.time_layout))), self.time_layout, t, b)
-        return y
+                out = net(x[i])
+            outs.append(first_tensor(out))
+        return torch.stack(outs)
 
     @contextlib.contextmanager
     def _guards(self, t: int, b: int) -> Iterator[None]:

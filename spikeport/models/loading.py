@@ -173,9 +173,9 @@ def _pickled(path: Any, err: Exception) -> CheckpointError:
     two lines that re-save its weights as a state dict."""
     out = f"{Path(path).stem}.weights.pt"
     return CheckpointError(
-        f"{path}: refused: it holds pickled Python objects (e.g. a whole model saved with torch.save(model)), and "
-        f"loading it could run code. If it is your model and you trust the file, re-save its weights once, in Python "
-        f"where the model's classes import: `m = torch.load(\"{path}\", weights_only=False)` then "
+        f"{path}: refused: the file holds pickled Python objects, not plain weights (loading it could run code); "
+        f"if it is a whole model you saved yourself (torch.save(model)) and you trust it, re-save its weights once, "
+        f"in Python where its classes import: `m = torch.load(\"{path}\", weights_only=False)` then "
         f"`torch.save(m.state_dict(), \"{out}\")`; then pass file.py:factory --weights {out}")
 
 

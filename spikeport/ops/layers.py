@@ -167,7 +167,8 @@ def _from_flatten(m: nn.Flatten, name: str) -> ir.Flatten:
     def per_step(d: int) -> int:
         if current_layout() == "tb" and 0 <= d < 2:
             raise GraphError(f"module '{name}': Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) merges the time/"
-                             "batch axes of [T, B, ...]; use spikeport.models.layers.Flatten (flattens dims >= 2)")
+                             "batch axes of [T, B, ...]; use spikeport.models.layers.Flatten (flattens dims >= 2), or "
+                             "pass --time-layout step if the model is called once per step with [B, ...]")
         try:
             return step_axis(d, f"module '{name}': Flatten(start_dim={m.start_dim}, end_dim={m.end_dim})")
         except GraphError as e:

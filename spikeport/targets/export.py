@@ -429,8 +429,8 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
             if options.get("check", True):  # the user's own model beside its IR and the file
                 from spikeport.targets.original import run_original_checks
 
-                result.original = run_original_checks(model, staged[dest], dest, timesteps=timesteps,
-                                                       input_shape=input_shape, options=options)
+                result.original = run_original_checks(model, staged[dest], dest, target=target,
+                                                       timesteps=timesteps, input_shape=input_shape, options=options)
         except SpikeportError as e:  # name the real output, not the staging file
             raise type(e)(str(e).replace(str(staged[dest]), str(dest)).replace(staged[dest].name, dest.name)) from e
         if summary:

@@ -51,7 +51,22 @@ def original_comparators(reference: Any, original: Any, target: Any | None, **op
     return out
 
 
-def run_original_checks(model: Any, path: Any, dest: Any, *, timesteps: int | None,
+def _runner(target: str, path: Any) -> Any:
+    """The runner of a written file, by target (the file's suffix is the user's choice)."""
+    if target.startswith("onnx"):
+        from spikeport.targets.onnx import OnnxRunner
+
+        return OnnxRunner(path)
+    if target == "nir":
+        from spikeport.targets.nir import NirRunner
+
+        return NirRunner(path)
+    from spikeport.targets.export import open_exported
+
+    return open_exported(path)
+
+
+def run_original_checks(model: Any, path: Any, dest: Any, *, target: str, timesteps: int | None,
                         input_shape: Sequence[int] | None, options: dict[str, Any]) -> list[Any]:
     """After an export to ``path`` (``dest`` is the name shown): compare the traced IR with the model itself, and
     the model itself with the written file, on the export's check data (or seeded random inputs).
@@ -61,7 +76,6 @@ def run_original_checks(model: Any, path: Any, dest: Any, *, timesteps: int | No
     Returns:
         ``[IR vs original, original vs export]`` (empty when the model has no original distinct from its IR).
     """
-    from spikeport.targets.export import open_exported
     from spikeport.targets.torch_runner import TorchRunner
     from spikeport.targets.verify import (
         DEFAULT_ATOL,
@@ -79,16 +93,16 @@ def run_original_checks(model: Any, path: Any, dest: Any, *, timesteps: int | No
     data = options.get("check_data") or random_check_data(
         ref.input_shape, timesteps=timesteps or 4, seed=int(options.get("seed", 0)),
         scale=float(options.get("scale", 1.0)) if not isinstance(options.get("scale"), str) else 1.0)
-    target = open_exported(path)
+    runner = _runner(target, path)
     allow_silent = bool(options.get("allow_silent", False))
     comps = original_comparators(
-        ref, orig, target, atol=options.get("atol", DEFAULT_ATOL), tie_eps=options.get("tie_eps", DEFAULT_TIE_EPS),
+        ref, orig, runner, atol=options.get("atol", DEFAULT_ATOL), tie_eps=options.get("tie_eps", DEFAULT_TIE_EPS),
         min_spikes=options.get("min_spikes", DEFAULT_MIN_SPIKES), allow_silent=allow_silent,
         min_pred_agreement=options.get("min_agreement", DEFAULT_MIN_PRED_AGREEMENT))
     for x, y in data.batches:
         r, o = ref.run(x), orig.run(x)
         comps[0].update(x, r, o, y)
-        comps[1].update(x, o, target.run(x), y)
+        comps[1].update(x, o, runner.run(x), y)
     results = [c.result for c in comps]
     allow = bool(options.get("allow_mismatch", False))
     enforce_check(results[0], dest, allow_mismatch=allow, data=data.description,

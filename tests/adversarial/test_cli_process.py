@@ -16,9 +16,12 @@ import pytest
 def test_real_exit_code_and_single_line(adv, assets, work):
     p = adv.run_subprocess(["eval", assets / "evil.pt"], work)
     assert p.returncode == 2
+    evil = assets / "evil.pt"
     assert p.stderr.strip().splitlines() == [
-        f"spikeport eval: error: {assets / 'evil.pt'}: refused: the file holds pickled Python objects, not plain "
-        "weights (loading it could run code); re-save the weights with spikeport"]
+        f"spikeport eval: error: {evil}: refused: the file holds pickled Python objects, not plain weights (loading "
+        "it could run code); if it is a whole model you saved yourself (torch.save(model)) and you trust it, re-save "
+        f"its weights once, in Python where its classes import: `m = torch.load(\"{evil}\", weights_only=False)` "
+        "then `torch.save(m.state_dict(), \"evil.weights.pt\")`; then pass file.py:factory --weights evil.weights.pt"]
     assert p.stdout == ""
     assert not (assets / "PWNED").exists() and list(work.iterdir()) == []
 
@@ -57,7 +60,7 @@ def huge_t(assets, guarded, tmp_path_factory):
     cwd = tmp_path_factory.mktemp("huge_t")
     argvs = [[a.replace("{assets}", str(assets)) for a in argv] for _, argv in HUGE]
     results = guarded(argvs, cwd, mem_gib=4, per_run_s=10)
-    return {name: res for (name, _), res in zip(HUGE, results)}, cwd
+    return {name: res for (name, _), res in zip(HUGE, results, strict=False)}, cwd
 
 
 @pytest.mark.parametrize("name", ["eval_1e9", "energy_1e9"])

@@ -20,7 +20,7 @@ def test_the_worked_example_runs(tmp_path, monkeypatch, capsys):
     from spikeport.cli import main
 
     blocks = _blocks()
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     monkeypatch.chdir(tmp_path)
     module = types.ModuleType("extending_doc")  # a real module: dataclasses resolve annotations through it
     monkeypatch.setitem(sys.modules, module.__name__, module)
@@ -37,4 +37,6 @@ def test_the_worked_example_runs(tmp_path, monkeypatch, capsys):
     finally:
         if "AdaptiveLIF" in ns:
             unregister_op(ns["AdaptiveLIF"])
-    assert all(s.name != "AdaptiveLIF" for s in all_specs())
+        if "SoftLIF" in ns:
+            unregister_op(ns["SoftLIF"].spikeport_op)
+    assert all(s.name not in ("AdaptiveLIF", "SoftLIF") for s in all_specs())

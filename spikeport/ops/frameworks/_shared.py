@@ -51,14 +51,16 @@ def refuse(module: Any, name: str, param: str, why: str) -> GraphError:
     return GraphError(f"module '{name or '<root>'}' ({qualified_name(type(module))}): {param} is not supported: {why}")
 
 
-def framework_rule(muls: int, adds: int, what: str, binary: bool) -> OpRule:
+def framework_rule(muls: int, adds: int, what: str, binary: bool,
+                   binary_if: Callable[[Any], bool] | None = None) -> OpRule:
     """Energy rule of a framework neuron (one membrane update per neuron and step).
 
     ``binary=False``: the op may emit spike counts or graded values, so the recorder checks every
-    output (counts are summed as spikes; downstream synapses count value-weighted ops).
+    output (counts are summed as spikes; downstream synapses count value-weighted ops), unless
+    ``binary_if(node)`` says this node emits 0/1.
     """
     out = "binary spikes" if binary else "spikes, or spike counts/graded values where the node says so"
-    return OpRule("neuron", neuron_ops=(muls, adds), binary_output=binary,
+    return OpRule("neuron", neuron_ops=(muls, adds), binary_output=binary, binary_if=binary_if,
                   note=f"{what} membrane update: {muls} multiplication(s) + {adds} addition(s) incl. the threshold "
                        f"compare (the default reset form); output: {out}")
 

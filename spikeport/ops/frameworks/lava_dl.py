@@ -228,7 +228,7 @@ register_op(OpSpec(
     modules=Refused("created by the SLAYER block adapters (a cuba.Neuron is part of a block)"),
     dynamics=NeuronDynamics(("current_decay", "voltage_decay", "threshold", "state_scale", "graded"), _step,
                             init_state=_init),
-    energy=framework_rule(2, 3, "SLAYER CUBA", binary=False),
+    energy=framework_rule(2, 3, "SLAYER CUBA", binary=False, binary_if=lambda n: not n.graded),
     nir=NirMapping(nf.export_slayer_cuba, {"CubaLIF": nf.import_slayer_cuba}, dialects=("lava-dl",)),
     onnx=OnnxSupport(stream=Refused("int64 neuron state: the streaming ONNX graph carries float32 state tensors")),
     loihi=Refused("SLAYER CUBA is Loihi's integer neuron; a float CUBA-LIF does not reproduce its integer rounding "

@@ -150,7 +150,8 @@ register_op(OpSpec(
     fw.SinabsLIF, "sinabs LIF/IAF neuron (multi-spike counts by default)", execute_neuron, modules=_ADAPTERS,
     dynamics=NeuronDynamics(("alpha_mem", "spike_threshold", "alpha_syn", "spike", "max_spikes", "reset",
                              "subtract_value", "reset_value", "min_v_mem", "norm_input"), _step, init_state=_init),
-    energy=framework_rule(2, 2, "sinabs LIF", binary=False),
+    energy=framework_rule(2, 2, "sinabs LIF", binary=False,
+                          binary_if=lambda n: n.spike == "single" or (n.spike == "max" and n.max_spikes == 1)),
     nir=NirMapping(nf.export_sinabs_lif, {"IF": nf.import_sinabs_lif, "LIF": nf.import_sinabs_lif},
                    dialects=("sinabs",)),
     loihi=LoihiMapping("neuron", _loihi)))

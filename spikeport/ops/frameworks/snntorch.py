@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from spikeport.converter.ir import frameworks as fw
@@ -121,6 +122,16 @@ def _from_synaptic(m: Any, name: str) -> fw.SnnTorchSynaptic:
     return fw.SnnTorchSynaptic(name, alpha=f32(m.alpha), beta=f32(m.beta), **_common(m, name))
 
 
+def _unit_gsf(node: Any) -> bool:
+    """Binary spikes unless a graded-spike factor other than 1 scales them."""
+    return bool(np.all(np.asarray(node.graded_spikes_factor) == 1))
+
+
+def _unit_gsf(node: Any) -> bool:
+    """Binary spikes unless a graded-spike factor other than 1 scales them."""
+    return bool(np.all(np.asarray(node.graded_spikes_factor) == 1))
+
+
 def _returns_tuple(m: Any) -> bool:
     """snnTorch neurons return ``spk`` with init_hidden, else ``(spk, [syn,] mem)``."""
     return bool(getattr(m, "output", False)) or not getattr(m, "init_hidden", False)
@@ -134,7 +145,7 @@ register_op(OpSpec(
     modules=(adapter(LEAKY, _from_leaky, "snntorch", _METHODS, _NEURON_BASES, _returns_tuple),),
     dynamics=NeuronDynamics(("beta", "threshold", "reset_mechanism", "reset_delay", "graded_spikes_factor"),
                             _leaky_step, derived=_derived),
-    energy=framework_rule(1, 3, "snnTorch Leaky", binary=False),
+    energy=framework_rule(1, 3, "snnTorch Leaky", binary=False, binary_if=_unit_gsf),
     nir=NirMapping(nf.export_snntorch_leaky, {"LIF": nf.import_snntorch_leaky, "IF": nf.import_strict_if},
                    dialects={"LIF": ("snntorch",), "IF": ("snntorch", "norse", "nirtorch")}),
     loihi=_LOIHI))
@@ -144,6 +155,6 @@ register_op(OpSpec(
     modules=(adapter(SYNAPTIC, _from_synaptic, "snntorch", _METHODS, _NEURON_BASES, _returns_tuple),),
     dynamics=NeuronDynamics(("alpha", "beta", "threshold", "reset_mechanism", "reset_delay",
                              "graded_spikes_factor"), _synaptic_step, init_state=_synaptic_init, derived=_derived),
-    energy=framework_rule(2, 4, "snnTorch Synaptic", binary=False),
+    energy=framework_rule(2, 4, "snnTorch Synaptic", binary=False, binary_if=_unit_gsf),
     nir=NirMapping(nf.export_snntorch_synaptic, {"CubaLIF": nf.import_snntorch_synaptic}, dialects=("snntorch",)),
     loihi=_LOIHI))
