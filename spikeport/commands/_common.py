@@ -12,7 +12,8 @@ ZOO_SEED = 0
 
 __all__ = [
     "ZOO_SEED", "parse_shape", "parse_kv", "parse_device", "add_model_args", "add_device_arg", "add_out_args",
-    "print_table", "add_nir_args", "nir_options", "load_cli_model", "TIME_LAYOUT_HELP",
+    "print_table", "add_nir_args", "nir_options", "load_cli_model", "TIME_LAYOUT_HELP", "NIR_PRODUCERS",
+    "NIR_INTEGRATIONS",
 ]
 
 TIME_LAYOUT_HELP = ("how a file.py:factory model takes time: tb [T, B, ...] (default; SpikingJelly multi-step, Norse "
@@ -90,18 +91,22 @@ def _positive_float(text: str) -> float:
     return value
 
 
+# spikeport.converter.nir_io.dialects' PRODUCERS and INTEGRATIONS, not imported here (the converter loads torch and
+# every command builds this parser); tests/converter/test_nir_dialects.py keeps them equal
+NIR_PRODUCERS = ("spikeport", "spikingjelly", "nirtorch", "snntorch", "norse", "sinabs", "lava-dl")
+NIR_INTEGRATIONS = ("euler", "exact")
+
+
 def add_nir_args(p: argparse.ArgumentParser) -> None:
     """How a .nir MODEL is read: ``--nir-from``, ``--dt``, ``--integration``, ``--nir-reset`` (docs/nir.md)."""
-    from spikeport.converter.nir_io.dialects import DIALECTS, INTEGRATIONS
-
     g = p.add_argument_group("reading a .nir file", "NIR files do not say how their neurons are discretised; "
                              "spikeport's own files record it. See docs/nir.md")
-    g.add_argument("--nir-from", choices=tuple(DIALECTS), metavar="PRODUCER",
-                   help=f"the tool that wrote the file: {', '.join(DIALECTS)} (its dt, integration rule, spike "
+    g.add_argument("--nir-from", choices=NIR_PRODUCERS, metavar="PRODUCER",
+                   help=f"the tool that wrote the file: {', '.join(NIR_PRODUCERS)} (its dt, integration rule, spike "
                         "comparison and reset; default: the file's metadata, else spikingjelly)")
     g.add_argument("--dt", type=_positive_float, metavar="SECONDS",
                    help="seconds per step (default: the file's metadata, else the producer's)")
-    g.add_argument("--integration", choices=INTEGRATIONS,
+    g.add_argument("--integration", choices=NIR_INTEGRATIONS,
                    help="euler (forward Euler) or exact (exponential decay e^(-dt/tau)); default: the producer's")
     g.add_argument("--nir-reset", choices=("subtract", "zero"),
                    help="a reset the file cannot state (snnTorch: subtract, its default, or zero)")

@@ -15,6 +15,7 @@ DEFAULT_TIMESTEPS = 4
 DEFAULT_CHECK_SAMPLES = 32
 DEFAULT_MIN_SPIKES = 1
 DEFAULT_MIN_PRED_AGREEMENT = 0.95
+NIR_IMPORTERS = ("spikeport", "spikingjelly", "nirtorch", "snntorch", "norse", "sinabs")  # nir_io.CONSUMERS
 
 
 def add_parser(sub: Any) -> None:
@@ -59,7 +60,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--allow-mismatch", action="store_true",
                    help="keep the export when its check fails; the failed verdict goes into the summary and stderr")
     p.add_argument("--nir-for", metavar="IMPORTER",
-                   choices=("spikeport", "spikingjelly", "nirtorch", "snntorch", "norse", "sinabs"),
+                   choices=NIR_IMPORTERS,
                    help="nir target: write the file for this tool's importer (its dt and the node forms it reads "
                         "right; nodes it would misread are refused): spikeport (default), spikingjelly, nirtorch, "
                         "snntorch, norse, sinabs. See docs/nir.md")

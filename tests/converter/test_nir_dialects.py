@@ -318,3 +318,13 @@ def test_ops_lists_the_nir_types_each_op_reads_and_under_which_preset(capsys):
     assert "nir_import yes: LIF (--nir-from snntorch), IF (--nir-from snntorch|norse|nirtorch)" in out
     assert main(["ops", "LIF"]) == 0
     assert "nir_import yes: LIF (default reading)" in capsys.readouterr().out
+
+
+def test_the_cli_choices_are_the_library_presets_and_importers():
+    """The parser lists them without importing the converter (which loads torch at every command's start)."""
+    from spikeport.commands._common import NIR_INTEGRATIONS, NIR_PRODUCERS
+    from spikeport.commands.export import NIR_IMPORTERS
+    from spikeport.converter.nir_io import CONSUMERS, INTEGRATIONS, PRODUCERS
+
+    assert NIR_PRODUCERS == PRODUCERS and NIR_INTEGRATIONS == INTEGRATIONS
+    assert tuple(CONSUMERS) == NIR_IMPORTERS
