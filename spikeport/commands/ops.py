@@ -25,12 +25,13 @@ def _cell(spec, cap: str) -> str:
 
 
 def _modules(spec) -> str:
+    """The module classes recognised as the op: its own adapters and other frameworks' (named by string)."""
     from spikeport.ops import Refused
-    from spikeport.ops.spec import qualified_name
+    from spikeport.ops.spec import builtin_adapters, qualified_name
 
-    if isinstance(spec.modules, Refused) or not spec.modules:
-        return ""
-    return ", ".join(a.module if isinstance(a.module, str) else qualified_name(a.module) for a in spec.modules)
+    own = [] if isinstance(spec.modules, Refused) else list(spec.modules)
+    more = [a for a in builtin_adapters().values() if a is not None and a.op is spec.node and a not in own]
+    return ", ".join(a.module if isinstance(a.module, str) else qualified_name(a.module) for a in own + more)
 
 
 def _nir_reading(spec, cap: str) -> str:

@@ -355,6 +355,7 @@ class _Observer:
         self.batch_dim = batch_dim
         self.count_active = count_active
         self.calls = _CallView(layout) if layout is not None else None
+        self._binary: list[tuple[torch.Tensor, int]] = []  # outputs known to hold 0/1 only
         self._cache: list[tuple[torch.Tensor, int, tuple[int, int], _TensorStats]] = []
 
     def _touch(self, r: _NodeBase) -> None:
@@ -363,23 +364,38 @@ class _Observer:
             self.rec._seq += 1
         r.calls += 1
 
-    def _stats(self, x: torch.Tensor, t: int, item_ndim: int, binary: bool = False) -> _TensorStats:
-        """Statistics of ``x`` (the tensor object a hook received), reused when the same unmodified
-        tensor reaches the next hook (a neuron's spikes feeding one or more synapses).
-        ``binary``: the producer guarantees 0/1 values (skip the value check)."""
+    def _stats(self, x: torch.Tensor, t: int, item_ndim: int, binary: bool = False,
+               key: torch.Tensor | None = None) -> _TensorStats:
+        """Statistics of ``x``, reused when the same unmodified tensor reaches the next hook (a neuron's
+        spikes feeding one or more synapses). ``key``: the tensor object the hook received, when ``x`` is a
+        view of it placed in time. ``binary``: the producer guarantees 0/1 values (skip the value check),
+        also known for the outputs of value-preserving modules fed with binary tensors (max pooling, flatten)."""
+        k = x if key is None else key
         for c in self._cache:
-            if c[0] is x and c[1] == x._version and c[2] == (t, item_ndim):
+            if c[0] is k and c[1] == k._version and c[2] == (t, item_ndim):
                 return c[3]
+        binary = binary or any(b[0] is k and b[1] == k._version for b in self._binary)
         with torch.no_grad():
             st = (_binary_stats if binary and x.numel() and x.shape[1 if x.dim() > 1 else 0] < 2**24
                   else _tensor_stats)(x.detach(), t, item_ndim)
-        self._cache = [(x, x._version, (t, item_ndim), st)] + self._cache[:_CACHE_SIZE - 1]
+        self._cache = [(k, k._version, (t, item_ndim), st)] + self._cache[:_CACHE_SIZE - 1]
         return st
+
+    def passthrough(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        """A value-preserving module (max pooling, flatten): a binary input makes its output known binary."""
+        x, y = _first_tensor(args), _first_tensor(output)
+        if x is None or y is None:
+            return
+        known = any(b[0] is x and b[1] == x._version for b in self._binary) or \
+            any(c[0] is x and c[1] == x._version and c[3].cls == "binary" for c in self._cache)
+        if known:
+            self._binary = [(y, y._version)] + self._binary[:_CACHE_SIZE - 1]
 
     # -- model input
     def root(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self.rec.forward_calls += 1
         self._cache = []
+        self._binary = []
         x = _first_tensor(args)
         if self.calls is not None and x is not None and x.dim() >= 2:
             self.calls.start(x)
@@ -393,7 +409,7 @@ class _Observer:
         if x is None:
             return
         out = _first_tensor(output)
-        off = 0
+        off, key = 0, x
         if self.calls is not None:
             (x, out), off = self.calls.view(r.name, x, out)
         with torch.no_grad():
@@ -405,7 +421,7 @@ class _Observer:
             lead = x.shape[:x.dim() - nd]
             t = int(lead[0]) if len(lead) >= 2 else 1
             n_items = int(x.numel() // max(1, math.prod(item)))
-            st = self._stats(x, t, nd)
+            st = self._stats(x, t, nd, key=key)
             fan, valid_sum = self._fanout(r, module, item)
             flat_fan = fan.reshape(-1)
             total_map = st.total_map
@@ -459,7 +475,7 @@ class _Observer:
         x = _first_tensor(args)
         if s is None:
             return
-        off = 0
+        off, key = 0, s
         if self.calls is not None:
             (s, x), off = self.calls.view(r.name, s, x)
         with torch.no_grad():
@@ -467,7 +483,7 @@ class _Observer:
             item = tuple(int(d) for d in s.shape[2:]) if s.dim() >= 2 else ()
             c = int(item[0]) if item else 1
             trust = r.verified and (r.declared_binary or (r.rule.binary_output and _trusted(module)))
-            st = self._stats(s, t, len(item), binary=trust)
+            st = self._stats(s, t, len(item), binary=trust, key=key)
             if st.cls == "integer" and float(s.min()) >= 0:  # spike counts (multi-spike neurons): sum them
                 counts = s.detach().reshape(t, -1, c, max(1, math.prod(item) // c) if item else 1).sum(
                     dim=(1, 3), dtype=torch.float64).round().to(torch.int64)
@@ -554,9 +570,22 @@ def _attach(rec: Recording, obs: _Observer, name: str, module: nn.Module, rule: 
         r = CustomRecord(name, type_name, rule, node)
         fn = obs.custom
     else:
+        if _preserves_binary(module, node):
+            handles.append(module.register_forward_hook(obs.passthrough))
         return
     rec.records[name] = r
     handles.append(module.register_forward_hook(lambda m, a, o, _r=r, _f=fn: _f(_r, m, a, o)))
+
+
+_BINARY_PRESERVING_OPS = ("MaxPool", "Flatten", "Reshape", "Delay")
+_BINARY_PRESERVING_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.Flatten, nn.Unflatten, nn.Identity)
+
+
+def _preserves_binary(module: nn.Module, node: Any) -> bool:
+    """Whether a free module maps 0/1 inputs to 0/1 outputs (max pooling, reshapes, delays)."""
+    if node is not None:
+        return type(node).__name__ in _BINARY_PRESERVING_OPS
+    return isinstance(module, _BINARY_PRESERVING_MODULES)
 
 
 def _declared_binary(rule: OpRule, node: Any, module: nn.Module, name: str) -> bool:

@@ -76,7 +76,7 @@ def test_a_wrong_adapter_fails_against_the_original(model_of, capsys, tmp_path):
 
     tr = model_of("sj_mlp")
     plif = tr.load().model.spikeport_inner[4]
-    assert abs(float(torch.sigmoid(plif.w)) - 0.5) > 1e-3  # it learned its time constant
+    assert abs(float(torch.sigmoid(plif.w.detach())) - 0.5) > 1e-3  # it learned its time constant
 
     def wrong(m, name):
         return ir.PLIF(name, inv_tau=np.array(0.5, np.float32), decay_input=m.decay_input, v_reset=m.v_reset,
@@ -111,3 +111,11 @@ def test_a_loop_over_time_is_measured_by_hooks_and_refused_elsewhere(model_of, c
     assert {r["layer"] for r in rep["layers"]} >= {"fc1", "lif1", "fc2", "lif2"}
     code, _, err = _run(capsys, ["export", *args, "--target", "onnx", "--out", tmp_path / "m.onnx"])
     assert code == 2 and "loop over time steps" in err and "--time-layout step" in err
+
+
+def test_ops_lists_the_framework_classes_of_each_op(capsys):
+    code, out, _ = _run(capsys, ["ops", "SnnTorchLeaky"])
+    assert code == 0 and "modules: snntorch._neurons.leaky.Leaky" in out
+    assert "nir_export refused: NIR mapping of SnnTorchLeaky is not implemented yet" in out
+    code, out, _ = _run(capsys, ["ops", "LIF"])
+    assert code == 0 and "spikingjelly.activation_based.neuron.lif.LIFNode" in out
