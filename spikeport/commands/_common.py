@@ -12,7 +12,8 @@ ZOO_SEED = 0
 
 __all__ = [
     "ZOO_SEED", "parse_shape", "parse_kv", "parse_device", "add_model_args", "add_device_arg", "add_out_args",
-    "print_table", "load_cli_model", "TIME_LAYOUT_HELP", "check_predictions_path", "write_predictions",
+    "print_table", "add_nir_args", "nir_options", "load_cli_model", "TIME_LAYOUT_HELP", "NIR_PRODUCERS",
+    "NIR_INTEGRATIONS", "check_predictions_path", "write_predictions",
 ]
 
 TIME_LAYOUT_HELP = ("how a file.py:factory model takes time: tb [T, B, ...] (default; SpikingJelly multi-step, Norse "
@@ -60,19 +61,71 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", type=parse_shape, help="one sample's shape without T and B, e.g. 1,8,8")
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="keyword for a zoo model factory")
     p.add_argument("--time-layout", choices=("tb", "bt", "bt-flat", "time-last", "step"), help=TIME_LAYOUT_HELP)
+    add_nir_args(p)
 
 
-def load_cli_model(args: argparse.Namespace, device: str = "cpu") -> Any:
-    """``load_model`` from the MODEL options of ``args``; its notes go to stderr."""
+def load_cli_model(args: argparse.Namespace, device: str = "cpu", *, nir: bool = True) -> Any:
+    """``load_model`` from the MODEL options of ``args``; its notes go to stderr.
+
+    ``nir``: pass the NIR reading options of ``args`` (``--nir-from``, ``--dt``, ...) for a ``.nir`` MODEL
+    (``False`` when they belong to another file, e.g. ``verify``'s EXPORTED).
+    """
     import sys
 
     from spikeport.models.loading import load_model
 
     loaded = load_model(args.model, weights=args.weights, device=device, time_layout=args.time_layout,
-                        **parse_kv(args.model_arg))
+                        nir_options=nir_options(args) if nir else None, **parse_kv(args.model_arg))
     for note in loaded.notes:
         print(f"spikeport: note: {note}", file=sys.stderr)
     return loaded
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad number '{text}': expected seconds per step, e.g. 1e-3") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"bad dt '{text}': expected a positive number of seconds per step")
+    return value
+
+
+# spikeport.converter.nir_io.dialects' PRODUCERS and INTEGRATIONS, not imported here (the converter loads torch and
+# every command builds this parser); tests/converter/test_nir_dialects.py keeps them equal
+NIR_PRODUCERS = ("spikeport", "spikingjelly", "nirtorch", "snntorch", "norse", "sinabs", "lava-dl")
+NIR_INTEGRATIONS = ("euler", "exact")
+
+
+def add_nir_args(p: argparse.ArgumentParser) -> None:
+    """How a .nir MODEL is read: ``--nir-from``, ``--dt``, ``--integration``, ``--nir-reset`` (docs/nir.md)."""
+    g = p.add_argument_group("reading a .nir file", "NIR files do not say how their neurons are discretised; "
+                             "spikeport's own files record it. See docs/nir.md")
+    g.add_argument("--nir-from", choices=NIR_PRODUCERS, metavar="PRODUCER",
+                   help=f"the tool that wrote the file: {', '.join(NIR_PRODUCERS)} (its dt, integration rule, spike "
+                        "comparison and reset; default: the file's metadata, else spikingjelly)")
+    g.add_argument("--dt", type=_positive_float, metavar="SECONDS",
+                   help="seconds per step (default: the file's metadata, else the producer's)")
+    g.add_argument("--integration", choices=NIR_INTEGRATIONS,
+                   help="euler (forward Euler) or exact (exponential decay e^(-dt/tau)); default: the producer's")
+    g.add_argument("--nir-reset", choices=("subtract", "zero"),
+                   help="a reset the file cannot state (snnTorch: subtract, its default, or zero)")
+    g.add_argument("--nir-assume", action="append", metavar="NAME=VALUE",
+                   help="another property the producer's files cannot state (sinabs: norm_input=true|false, "
+                        "min_v_mem=none|-threshold); repeatable")
+
+
+def nir_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The NIR reading options given on the command line (``load_model(..., nir_options=)``)."""
+    assume = {}
+    for item in getattr(args, "nir_assume", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--nir-assume '{item}': expected NAME=VALUE, e.g. norm_input=false")
+        assume[key.strip()] = value.strip()
+    return {"producer": getattr(args, "nir_from", None), "dt": getattr(args, "dt", None),
+            "integration": getattr(args, "integration", None), "reset": getattr(args, "nir_reset", None),
+            "assume": assume or None}
 
 
 def parse_device(text: str) -> str:

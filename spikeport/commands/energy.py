@@ -67,6 +67,19 @@ def _precheck_out(out) -> None:
         raise ConfigError(f"{out}: output directory is not writable; choose a writable --out")
 
 
+def _add_nir_notes(report, loaded, timesteps: int) -> None:
+    """A .nir model's reading (dt, integration, producer) and import warnings go into the report's assumptions."""
+    graph = loaded.meta.get("graph") if loaded.kind == "nir" else None
+    if graph is None:
+        return
+    from spikeport.converter.nir_io import import_notes
+
+    assumptions, warnings = import_notes(graph, timesteps)
+    report.assumptions[0:0] = [*assumptions, *(f"WARNING: {w}" for w in warnings)]
+    report.meta["nir_import"] = dict(graph.meta["nir"]["semantics"])
+    report.meta["warnings"] = [*report.meta.get("warnings", []), *warnings]
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -125,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
                      batch_size=args.batch_size, samples=args.samples, device=args.device, seed=args.seed,
                      progress=not args.no_progress and sys.stderr.isatty(), meta=meta,
                      allow_unmeasured=args.allow_unmeasured)
+    _add_nir_notes(report, loaded, t)
     files = write_report(report, out, force=args.force)
     print(report.summary())
+    for w in report.meta.get("warnings", []):
+        print(f"WARNING: {w}", file=sys.stderr)
     print(f"wrote {len(files)} files to {out}")
     return 0

@@ -15,6 +15,7 @@ DEFAULT_TIMESTEPS = 4
 DEFAULT_CHECK_SAMPLES = 32
 DEFAULT_MIN_SPIKES = 1
 DEFAULT_MIN_PRED_AGREEMENT = 0.95
+NIR_IMPORTERS = ("spikeport", "spikingjelly", "nirtorch", "snntorch", "norse", "sinabs")  # nir_io.CONSUMERS
 
 
 def add_parser(sub: Any) -> None:
@@ -23,7 +24,8 @@ def add_parser(sub: Any) -> None:
         description="Export MODEL to a deployment target. onnx: the whole sequence [T, B, ...] -> logits [T, B, K] "
                     "with the time loop unrolled (T fixed); onnx-stream: one timestep with every neuron's state as "
                     "explicit inputs/outputs (any T; refuses sequence-level paper-method modules); nir: NIR graph "
-                    "file; lava: lava-dl netx HDF5. Every export is checked against the torch reference right after "
+                    "file (dt and integration rule in its metadata; --nir-for another importer); lava: lava-dl netx "
+                    "HDF5. Every export is checked against the torch reference right after "
                     "writing (spikes identical up to threshold ties, logits within 1e-5; lava: fixed point, at "
                     "least --min-agreement of the predictions) on the model's own test split when its dataset is "
                     "known (else random inputs) and written atomically, with PATH.summary.json / PATH.summary.md "
@@ -57,6 +59,11 @@ def add_parser(sub: Any) -> None:
                    help="keep the export when the check is vacuous (silent layers); the verdict still says vacuous")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="keep the export when its check fails; the failed verdict goes into the summary and stderr")
+    p.add_argument("--nir-for", metavar="IMPORTER",
+                   choices=NIR_IMPORTERS,
+                   help="nir target: write the file for this tool's importer (its dt and the node forms it reads "
+                        "right; nodes it would misread are refused): spikeport (default), spikingjelly, nirtorch, "
+                        "snntorch, norse, sinabs. See docs/nir.md")
     p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_PRED_AGREEMENT,
                    help="lava target (fixed point): share of predictions that must match the float model "
                         f"(default {DEFAULT_MIN_PRED_AGREEMENT})")
@@ -110,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.min_agreement) and 0.0 <= args.min_agreement <= 1.0):
         raise ConfigError(f"--min-agreement must be in [0, 1], got {args.min_agreement}")
     torch.manual_seed(ZOO_SEED)  # a zoo name gets the same fresh weights in export and verify
+    if args.nir_for is not None and args.target != "nir":
+        raise ConfigError(f"--nir-for {args.nir_for}: applies to --target nir only (got --target {args.target})")
     loaded = load_cli_model(args)
     shape = tuple(args.input_shape) if args.input_shape else loaded.input_shape
     t = _timesteps(args, loaded)
@@ -120,10 +129,14 @@ def run(args: argparse.Namespace) -> int:
         opts.update(exporter=args.exporter, spikes=not args.no_spikes)
     if args.target == "lava":
         opts["min_agreement"] = args.min_agreement
+    if args.target == "nir" and args.nir_for is not None:
+        opts["consumer"] = args.nir_for
     result = export_model(loaded.model, args.target, out, timesteps=t, input_shape=shape, force=args.force,
                           source=args.model, **opts)
     print(result.describe())
     print(f"summary: {', '.join(str(f) for f in result.files[1:])}")
     for what, verdict in result.failed_checks():
         print(f"spikeport export: warning: {out}: {what}: {verdict}", file=sys.stderr)
+    for w in result.summary.get("source_nir", {}).get("warnings", []):
+        print(f"spikeport export: warning: {args.model}: {w}", file=sys.stderr)
     return 0

@@ -8,7 +8,7 @@ from typing import Any
 
 from spikeport.commands._common import ZOO_SEED, add_model_args, load_cli_model, print_table
 
-__all__ = ["add_parser", "run", "node_rows", "draw_graph"]
+__all__ = ["add_parser", "run", "node_rows", "draw_graph", "nir_lines"]
 
 _FAMILY_COLORS = {"io": "#d9d9d9", "synapse": "#8ecae6", "norm": "#ffd166", "neuron": "#ef476f", "pool": "#90be6d",
                   "shape": "#cdb4db", "arith": "#f8ad9d", "seed": "#06d6a0"}
@@ -46,6 +46,16 @@ def node_rows(graph: Any) -> list[dict[str, Any]]:
             "fan-in": str(fan) if fan is not None else "-",
         })
     return rows
+
+
+def nir_lines(graph: Any, timesteps: int | None = None) -> list[str]:
+    """How an imported NIR graph was read, and its warnings, as printable lines (none for other graphs)."""
+    from spikeport.converter.nir_io import import_notes
+
+    assumptions, warnings = import_notes(graph, timesteps)
+    if not assumptions and not warnings:
+        return []
+    return ["", *assumptions, *(f"WARNING: {w}" for w in warnings)]
 
 
 def draw_graph(graph: Any, path: str | Path) -> Path:
@@ -113,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     print(print_table(rows))
     print(f"\n{graph.name}: {len(rows)} nodes, {len(graph.edges())} edges, {total:,} parameters, "
           f"input {_shape(graph.input_nodes()[0].shape)} per timestep")
+    for line in nir_lines(graph):
+        print(line)
     if args.graph:
         print(f"wrote {graph.write_graphml(args.graph)}")
     if args.json:

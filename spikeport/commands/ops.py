@@ -34,6 +34,19 @@ def _modules(spec) -> str:
     return ", ".join(a.module if isinstance(a.module, str) else qualified_name(a.module) for a in own + more)
 
 
+def _nir_reading(spec, cap: str) -> str:
+    """``": LIF (--nir-from snntorch), ..."``: the NIR node types that import as the op, and under which presets."""
+    from spikeport.ops import NirMapping
+
+    if cap != "nir_import" or not isinstance(spec.nir, NirMapping) or not spec.nir.imports:
+        return ""
+    parts = []
+    for t in spec.nir.imports:
+        dialects = spec.nir.dialects_of(t)
+        parts.append(f"{t} ({'--nir-from ' + '|'.join(dialects) if dialects else 'default reading'})")
+    return ": " + ", ".join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
     from spikeport.errors import ConfigError
     from spikeport.ops import CAPABILITIES, all_specs, refusal
@@ -51,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         for cap in CAPABILITIES:
             why = refusal(spec, cap)
             role = f" (role: {spec.loihi.role})" if cap == "loihi" and not why else ""
-            print(f"  {cap:8s} {'refused: ' + why if why else 'yes'}{role}")
+            print(f"  {cap:8s} {'refused: ' + why if why else 'yes' + _nir_reading(spec, cap)}{role}")
         return 0
     if args.refusals:
         rows = [{"op": s.name, "capability": cap, "reason": why} for s in specs for cap in CAPABILITIES

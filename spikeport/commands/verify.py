@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from spikeport.commands._common import ZOO_SEED, add_device_arg, add_model_args, load_cli_model
+from spikeport.commands._common import ZOO_SEED, add_device_arg, add_model_args, load_cli_model, nir_options
 
 __all__ = ["add_parser", "run", "DEFAULT_SAMPLES"]
 
@@ -62,6 +62,15 @@ def _timesteps(args: argparse.Namespace, exported_t: int | None, loaded: Any) ->
     return 4
 
 
+def _nir_notes(loaded: Any, target: Any, timesteps: int) -> list[str]:
+    """How a .nir MODEL or EXPORTED was read (dt, integration, producer) and its import warnings."""
+    from spikeport.commands.inspect import nir_lines
+
+    graphs = [loaded.meta.get("graph") if loaded.kind == "nir" else None,
+              getattr(getattr(target, "module", None), "graph", None)]
+    return [line for g in graphs if g is not None for line in nir_lines(g, timesteps) if line]
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import math
@@ -87,9 +96,12 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     if not 0.0 <= args.min_agreement <= 1.0:
         raise ConfigError(f"--min-agreement must be in [0, 1], got {args.min_agreement}")
-    target = open_exported(args.exported, lava_backend="both" if args.lava else "reference")
+    reading = nir_options(args)  # how a .nir file is read: MODEL's if it is one, else EXPORTED's
+    model_is_nir = Path(args.model).suffix == ".nir"
+    target = open_exported(args.exported, lava_backend="both" if args.lava else "reference",
+                           nir_options=None if model_is_nir else reading)
     torch.manual_seed(ZOO_SEED)  # a zoo name gets the same fresh weights in export and verify
-    loaded = load_cli_model(args)
+    loaded = load_cli_model(args, nir=model_is_nir)
     shape = tuple(args.input_shape) if args.input_shape else (loaded.input_shape
                                                               or getattr(target, "input_shape", None))
     if shape is None:
@@ -112,11 +124,15 @@ def run(args: argparse.Namespace) -> int:
                           tie_eps=args.tie_eps, min_pred_agreement=args.min_agreement, min_spikes=args.min_spikes,
                           allow_silent=args.allow_silent)
     print(f"inputs: {inputs}")
+    notes = _nir_notes(loaded, target, t)
+    for line in notes:
+        print(line)
     for c in comps:
         print()
         print(c.format())
     if args.json:
         atomic_write_text(Path(args.json), json.dumps({"model": args.model, "exported": args.exported,
-                                                       "inputs": inputs, "comparisons": [c.to_dict() for c in comps]},
+                                                       "inputs": inputs, "nir_import": notes,
+                                                       "comparisons": [c.to_dict() for c in comps]},
                                                       indent=1) + "\n")
     return 0 if all(c.ok for c in comps) else 1

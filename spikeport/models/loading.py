@@ -18,6 +18,7 @@ note; a pickled whole model is refused with the two lines that re-save it as a s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,16 @@ from torch import nn
 
 from spikeport.errors import CheckpointError, ConfigError
 
-__all__ = ["LoadedModel", "load_model", "STATE_BUFFERS"]
+__all__ = ["LoadedModel", "load_model", "STATE_BUFFERS", "NIR_FLAGS"]
 
 STATE_BUFFERS = ("v_mem", "i_syn")
 """Last key components of framework state buffers that state dicts carry but weights are not (sinabs);
 matched exactly (``min_v_mem`` is a parameter)."""
 _SHOWN_KEYS = 10
+
+NIR_FLAGS = {"producer": "--nir-from", "dt": "--dt", "integration": "--integration", "reset": "--nir-reset",
+             "assume": "--nir-assume"}
+"""The command-line flag of each NIR reading option."""
 
 
 @dataclass
@@ -51,17 +56,19 @@ class LoadedModel:
 
 
 def load_model(spec: str, *, weights: str | None = None, device: str = "cpu", time_layout: str | None = None,
-               **model_kwargs: Any) -> LoadedModel:
+               nir_options: Mapping[str, Any] | None = None, **model_kwargs: Any) -> LoadedModel:
     """Resolve ``spec`` (see module docstring) to a model in eval mode.
 
     Args:
         time_layout: how a ``file.py:factory`` model takes time (:mod:`spikeport.converter.layout`; default
             ``tb``); a model holding framework modules, or in another layout, comes back as a
             :class:`~spikeport.frameworks.ForeignModel`.
+        nir_options: how a ``.nir`` file is read (``dt``, ``integration``, ``producer``, ``reset``, ``assume``;
+            see :func:`spikeport.converter.nir_io.from_nir`); ``None`` values are left to the file and the defaults.
 
     Raises:
-        ConfigError: ``weights`` or ``time_layout`` given for anything but ``file.py:factory``, unknown names,
-            bad files.
+        ConfigError: ``weights`` or ``time_layout`` given for anything but ``file.py:factory``, NIR options for a
+            model that is not a ``.nir`` file, unknown names, bad files.
     """
     from spikeport.checkpoint import load_checkpoint
     from spikeport.models import MODELS, create_model, list_models
@@ -84,8 +91,12 @@ def load_model(spec: str, *, weights: str | None = None, device: str = "cpu", ti
         return LoadedModel(model, spec, "checkpoint", info.timesteps, tuple(info.input_shape), info.encoder,
                            info.dataset, {"metrics": info.metrics, "model": info.model,
                                           "model_kwargs": info.model_kwargs})
+    given = {k: v for k, v in dict(nir_options or {}).items() if v is not None and v != {}}
     if path.suffix == ".nir":
-        return _load_nir(path, device)
+        return _load_nir(path, device, given)
+    if given:
+        flags = ", ".join(NIR_FLAGS.get(k, k) for k in given)
+        raise ConfigError(f"{flags}: these options say how a .nir file is read; {spec} is not a .nir file")
     if ".py:" in spec:
         return _load_factory(spec, weights, device, model_kwargs, time_layout)
     list_models()  # populate the registry
@@ -100,12 +111,12 @@ def load_model(spec: str, *, weights: str | None = None, device: str = "cpu", ti
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _load_nir(path: Path, device: str) -> LoadedModel:
+def _load_nir(path: Path, device: str, options: Mapping[str, Any]) -> LoadedModel:
     try:
         from spikeport.converter.nir_io import load_nir_model
     except ModuleNotFoundError as e:  # pragma: no cover - converter always ships
         raise ConfigError(f"{path}: NIR import is not available in this build") from e
-    return load_nir_model(path, device=device)
+    return load_nir_model(path, device=device, **options)
 
 
 def _load_factory(spec: str, weights: str | None, device: str, model_kwargs: dict[str, Any],

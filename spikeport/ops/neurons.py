@@ -208,7 +208,9 @@ def _nir_if(node: ir.IF, ctx: NirContext) -> Any:
 def _nir_lif_tau(node: Any, tau: np.ndarray, ctx: NirContext) -> Any:
     vth, vr = _nir_thresholds(node, ctx)
     r = np.ones(ctx.shape) if node.decay_input else tau.copy()
-    return _nir.nir().LIF(tau=tau * ctx.dt, r=r, v_leak=vr.copy(), v_threshold=vth, v_reset=vr)
+    divide = getattr(node, "tau_arithmetic", "reciprocal") == "divide"  # SpikingJelly's order: read back as is
+    meta = {"spikeport_op": "LIF", "tau_arithmetic": "divide"} if divide else {}
+    return _nir.nir().LIF(tau=tau * ctx.dt, r=r, v_leak=vr.copy(), v_threshold=vth, v_reset=vr, metadata=meta)
 
 
 def _nir_lif(node: ir.LIF, ctx: NirContext) -> Any:
@@ -245,27 +247,75 @@ def _vth_vr(node: Any) -> tuple[Any, Any]:
     return _nir.uniform_or_array(node.v_threshold), _nir.uniform_or_array(node.v_reset)
 
 
+def _exact(ctx: NirContext) -> bool:
+    return ctx.options.get("integration", "euler") == "exact"
+
+
+def _check_tau(name: str, node: Any, field: str, ctx: NirContext) -> None:
+    """Forward Euler needs tau >= dt (else a step overshoots the leak): GraphError naming node and field."""
+    tau = np.asarray(getattr(node, field), np.float64)
+    if _exact(ctx) or not np.any(tau < ctx.dt):
+        return
+    low = float(tau.min())
+    raise GraphError(f"NIR node '{name}' ({type(node).__name__}): {field} = {low:g} s < dt = {ctx.dt:g} s; a "
+                     f"forward-Euler step would overshoot (decay dt/{field} = {ctx.dt / low:g} per step). Norse's "
+                     "exporter writes tau = dt * tau (read the file with --nir-from norse); otherwise pass a smaller "
+                     "--dt or --integration exact")
+
+
+def _decay(tau: Any, ctx: NirContext) -> Any:
+    """The per-step leak fraction of time constant(s) ``tau`` (s): ``dt/tau`` (Euler) or ``1 - exp(-dt/tau)``."""
+    dt = ctx.dt
+    if _exact(ctx):
+        return -np.expm1(-dt / np.asarray(tau, np.float64))
+    s = _nir.scalar(np.asarray(tau, np.float64))
+    if s is not None:
+        return _nir.decode(s, lambda y: dt / y, lambda x: dt / x)
+    return dt / np.asarray(tau, np.float64)
+
+
+def _spikingjelly(ctx: NirContext) -> bool:
+    """SpikingJelly's files: its membranes start at v_reset and its LIF divides by tau."""
+    return ctx.options.get("producer") == "spikingjelly"
+
+
+def _divides(node: Any, ctx: NirContext) -> bool:
+    meta = getattr(node, "metadata", None) or {}
+    mark = meta.get("tau_arithmetic") if meta.get("spikeport_op") is not None else None
+    return _spikingjelly(ctx) or (mark.decode() if isinstance(mark, bytes) else str(mark)) == "divide"
+
+
 def _import_if(name: str, node: Any, ctx: NirContext) -> list[Any]:
     vth, vr = _vth_vr(node)
-    return [*_nir.gain(name, np.asarray(node.r, np.float64) * ctx.dt), ir.IF(name, v_threshold=vth, v_reset=vr)]
+    return [*_nir.gain(name, np.asarray(node.r, np.float64) * ctx.dt),
+            ir.IF(name, v_threshold=vth, v_reset=vr, start_at_reset=_spikingjelly(ctx))]
 
 
 def _import_lif(name: str, node: Any, ctx: NirContext) -> list[Any]:
     dt = ctx.dt
+    _check_tau(name, node, "tau", ctx)
     vth, vr = _vth_vr(node)
     tau_nir, r, v_leak = (np.asarray(x, np.float64) for x in (node.tau, node.r, node.v_leak))
-    ts = _nir.scalar(tau_nir)
-    tau = _nir.decode(ts, lambda y: y / dt, lambda x: x * dt) if ts is not None else tau_nir / dt
     leak_is_reset = np.allclose(v_leak, np.asarray(node.v_reset, np.float64), rtol=_nir.RTOL, atol=1e-12)
-    if leak_is_reset:
-        rs, tss = _nir.scalar(r), _nir.scalar(np.asarray(tau, dtype=np.float64))
-        if rs is not None and _nir.close(rs, 1.0):
-            return [ir.LIF(name, tau=tau, decay_input=True, v_threshold=vth, v_reset=vr)]
-        if rs is not None and tss is not None and _nir.close(rs, tss):
-            return [ir.LIF(name, tau=tau, decay_input=False, v_threshold=vth, v_reset=vr)]
-        return [*_nir.gain(name, r), ir.LIF(name, tau=tau, decay_input=True, v_threshold=vth, v_reset=vr)]
-    if np.all(v_leak == 0):  # leak towards 0 with a non-zero reset: DA-LIF form H = beta V + alpha x
+    if _exact(ctx):  # v <- v_leak + (v - v_leak) e^{-dt/tau} + (1 - e^{-dt/tau}) r x
+        k = _decay(tau_nir, ctx)
+        if leak_is_reset:
+            return [*_nir.gain(name, r), ir.PLIF(name, inv_tau=_nir.uniform_or_array(k), decay_input=True,
+                                                 v_threshold=vth, v_reset=vr)]
+    else:
+        ts = _nir.scalar(tau_nir)
+        tau = _nir.decode(ts, lambda y: y / dt, lambda x: x * dt) if ts is not None else tau_nir / dt
         k = dt / tau_nir
+        if leak_is_reset:
+            rs, tss = _nir.scalar(r), _nir.scalar(np.asarray(tau, dtype=np.float64))
+            kw = {"v_threshold": vth, "v_reset": vr, "start_at_reset": _spikingjelly(ctx),
+                  "tau_arithmetic": "divide" if _divides(node, ctx) else "reciprocal"}
+            if rs is not None and _nir.close(rs, 1.0):
+                return [ir.LIF(name, tau=tau, decay_input=True, **kw)]
+            if rs is not None and tss is not None and _nir.close(rs, tss):
+                return [ir.LIF(name, tau=tau, decay_input=False, **kw)]
+            return [*_nir.gain(name, r), ir.LIF(name, tau=tau, decay_input=True, **kw)]
+    if np.all(v_leak == 0):  # leak towards 0 with a non-zero reset: DA-LIF form H = beta V + alpha x
         return [ir.DALIF(name, alpha=_nir.uniform_or_array(k * r), beta=_nir.uniform_or_array(1.0 - k),
                          v_threshold=vth, v_reset=vr)]
     raise GraphError(f"NIR node '{name}' (LIF): v_leak must equal v_reset or be 0 to be represented "
@@ -273,17 +323,13 @@ def _import_lif(name: str, node: Any, ctx: NirContext) -> list[Any]:
 
 
 def _import_cuba(name: str, node: Any, ctx: NirContext) -> list[Any]:
-    dt = ctx.dt
     vth, vr = _vth_vr(node)
-    ts_, tm_, r, w_in, v_leak = (np.asarray(x, np.float64) for x in
-                                 (node.tau_syn, node.tau_mem, node.r, node.w_in, node.v_leak))
+    r, w_in, v_leak = (np.asarray(x, np.float64) for x in (node.r, node.w_in, node.v_leak))
     if np.any(v_leak != 0):
         raise GraphError(f"NIR node '{name}' (CubaLIF): v_leak must be 0 (spikeport CubaLIF has no leak potential)")
-    if np.any(ts_ < dt) or np.any(tm_ < dt):
-        raise GraphError(f"NIR node '{name}' (CubaLIF): tau_syn and tau_mem must be >= dt = {dt}")
-    s_syn, s_mem = _nir.scalar(ts_), _nir.scalar(tm_)
-    di = _nir.decode(s_syn, lambda y: dt / y, lambda x: dt / x) if s_syn is not None else dt / ts_
-    dv = _nir.decode(s_mem, lambda y: dt / y, lambda x: dt / x) if s_mem is not None else dt / tm_
+    _check_tau(name, node, "tau_syn", ctx)
+    _check_tau(name, node, "tau_mem", ctx)
+    di, dv = _decay(node.tau_syn, ctx), _decay(node.tau_mem, ctx)
     gain = (np.asarray(di) * w_in) * (np.asarray(dv) * r)
     return [*_nir.gain(name, gain), ir.CubaLIF(name, i_decay=_nir.uniform_or_array(di),
                                                v_decay=_nir.uniform_or_array(dv), v_threshold=vth, v_reset=vr)]

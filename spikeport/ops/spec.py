@@ -181,7 +181,14 @@ class NirContext:
         dt: seconds per step.
         shape: the node's per-step output shape (export); in_shapes: its input shapes (export).
         n_inputs, n_outputs: Input/Output nodes created so far (import, for their indices).
-        options: importer options (integration rule, producer preset), see :mod:`spikeport.converter.nir_io`.
+        options: the reading (import) or writing (export) conventions, see
+            :mod:`spikeport.converter.nir_io.dialects`: ``producer`` (the dialect), ``integration``
+            (``euler`` or ``exact``), ``reset`` (a reset the file cannot state, e.g. snnTorch's ``subtract``),
+            ``spike`` (``>=`` or ``>``), ``notes`` (a list an importer appends warnings to, naming node and
+            field); on export ``consumer`` (the importer the file is written for). An export function may
+            set the NIR node's ``metadata``: ``spikeport_op`` (the op, so spikeport reads the node back as
+            it), ``nir_faithful`` (whether NIR's own equations reproduce the op; if not, ``nir_note`` says
+            why and other importers are refused the node).
     """
 
     dt: float
@@ -201,10 +208,21 @@ class NirMapping:
             The function raises :class:`Refusal` when a particular node's parameters cannot be expressed.
         imports: ``{NIR type name: importer(name, nir_node, ctx) -> [IRNode, ...]}`` for the NIR types
             that import as this op.
+        dialects: the producer presets (``--nir-from``, :data:`spikeport.converter.nir_io.dialects.DIALECTS`)
+            under which ``imports`` apply, for all of them or per NIR type (``{"IF": ("snntorch", ...)}``);
+            none: the default reading, used by every preset that declares no importer of its own for the
+            NIR type.
     """
 
     export: Callable[[Any, NirContext], Any] | Refused
     imports: Mapping[str, Callable[[str, Any, NirContext], list[Any]]] = field(default_factory=dict)
+    dialects: tuple[str, ...] | Mapping[str, tuple[str, ...]] = ()
+
+    def dialects_of(self, nir_type: str) -> tuple[str, ...]:
+        """The presets under which the importer of ``nir_type`` applies (empty: the default reading)."""
+        if isinstance(self.dialects, Mapping):
+            return tuple(self.dialects.get(nir_type, ()))
+        return tuple(self.dialects)
     import_note: str = ""
     """Why no NIR type imports as this op, when ``imports`` is empty (e.g. "imports back as LIF")."""
     imported_by: str = ""

@@ -146,11 +146,15 @@ def _onnx_stream(model: Any, path: Path, *, timesteps: int | None = None, input_
 @TARGETS.register(name="nir")
 def _nir(model: Any, path: Path, *, timesteps: int | None = None, input_shape: Sequence[int] | None = None,
          **opts: Any) -> ExportResult:
+    from spikeport.converter.nir_io import CONSUMERS
     from spikeport.targets.nir import export_nir
 
     r = export_nir(model, path, input_shape=input_shape, timesteps=timesteps, **opts)
+    reader = CONSUMERS[r.consumer]
+    nir_info = {"dt": r.dt, "integration": "euler", "written_for": r.consumer, "read_with": reader.reads,
+                "batch_sizes": reader.batch}
     return ExportResult("nir", r.path, {"nir_nodes": r.nodes, "nir_edges": r.edges, "size_bytes": r.size_bytes,
-                                        "timesteps": None, "check_data": r.check_data}, r.check)
+                                        "timesteps": None, "check_data": r.check_data, "nir": nir_info}, r.check)
 
 
 LAVA_CHECK_SAMPLES = 32
@@ -343,6 +347,15 @@ def _markdown(s: dict[str, Any]) -> str:
     g = s.get("graph", {})
     if g.get("traced"):
         lines.append(f"- IR: {g['nodes']} nodes, {g['spiking_layers']} spiking layers, input {g['input_shape']}")
+    ni = s.get("nir")
+    if ni:
+        lines += [f"- NIR time semantics (in the file's metadata): dt = {ni['dt']:g} s per step, {ni['integration']} "
+                  f"integration; written for {ni['written_for']}: read it with `{ni['read_with']}` "
+                  f"({ni['batch_sizes']})"]
+    src = s.get("source_nir")
+    if src:
+        lines += ["", "## How the source NIR file was read", ""] + [f"- {a}" for a in src["assumptions"]]
+        lines += [f"- **WARNING**: {w}" for w in src["warnings"]]
     chk = s.get("check")
     lines += ["", "## Check against the torch reference", ""]
     if chk is None:
@@ -464,6 +477,11 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
             doc["original_checks"] = [{**c.to_dict(), "description": c.describe()} for c in result.original]
             doc["check_failures"] = result.check_failures
             doc["deployability"] = deployability(g) if g is not None else {}
+            if g is not None and "nir" in g.meta:  # the model came from a NIR file: how it was read
+                from spikeport.converter.nir_io import import_notes
+
+                assumptions, warnings = import_notes(g, result.summary.get("timesteps") or timesteps)
+                doc["source_nir"] = {"assumptions": assumptions, "warnings": warnings}
             js, md = summary_paths(dest)
             atomic_write_text(staged[js], json.dumps(doc, indent=1, default=str) + "\n")
             atomic_write_text(staged[md], _markdown(doc))
@@ -479,10 +497,12 @@ def export_model(model: Any, target: str, out: str | os.PathLike, *, timesteps: 
 
 
 # ----------------------------------------------------------------------------- reading exports back
-def open_exported(path: str | os.PathLike, *, device: str = "cpu", lava_backend: str = "reference") -> Any:
-    """A runner for an exported file, by suffix: ``.onnx`` (onnxruntime), ``.nir`` (imported to the IR),
-    ``.net`` (Loihi: :class:`~spikeport.targets.lava.runner.LoihiRunner` with ``lava_backend`` =
-    ``reference``, ``lava`` or ``both``, plus the host readout from ``.net.loihi.json``).
+def open_exported(path: str | os.PathLike, *, device: str = "cpu", lava_backend: str = "reference",
+                  nir_options: dict[str, Any] | None = None) -> Any:
+    """A runner for an exported file, by suffix: ``.onnx`` (onnxruntime), ``.nir`` (imported to the IR with
+    ``nir_options``, see :func:`spikeport.converter.nir_io.read_nir`), ``.net`` (Loihi:
+    :class:`~spikeport.targets.lava.runner.LoihiRunner` with ``lava_backend`` = ``reference``, ``lava`` or
+    ``both``, plus the host readout from ``.net.loihi.json``).
 
     Raises:
         DataError: missing file or unsupported suffix.
@@ -498,7 +518,7 @@ def open_exported(path: str | os.PathLike, *, device: str = "cpu", lava_backend:
     if suffix == ".nir":
         from spikeport.targets.nir import NirRunner
 
-        return NirRunner(p, device=device)
+        return NirRunner(p, device=device, **{k: v for k, v in (nir_options or {}).items() if v is not None})
     if suffix in (".net", ".h5", ".hdf5"):
         from spikeport.targets.lava.runner import LoihiRunner
 

@@ -39,7 +39,8 @@ __all__ = ["NirExport", "NirRunner", "export_nir", "to_graph"]
 
 @dataclass
 class NirExport:
-    """What :func:`export_nir` wrote: ``path``, node/edge counts, the import-back check and file size."""
+    """What :func:`export_nir` wrote: ``path``, node/edge counts, the import-back check, file size, the step
+    recorded in the file and the importer it was written for."""
 
     path: Path
     nodes: int
@@ -47,6 +48,8 @@ class NirExport:
     check: Comparison | None
     size_bytes: int
     check_data: str = ""  # what the check ran on
+    dt: float = 1e-4  # the step recorded in the file
+    consumer: str = "spikeport"  # the importer the file was written for
 
 
 def to_graph(model: Any, input_shape: Sequence[int] | None = None) -> Any:
@@ -63,24 +66,27 @@ def to_graph(model: Any, input_shape: Sequence[int] | None = None) -> Any:
 class NirRunner(TorchRunner):
     """Run a ``.nir`` file: imported to the IR and executed by the torch reference executor."""
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu", dt: float | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", **options: Any) -> None:
         from spikeport.converter.nir_io import read_nir
 
-        super().__init__(read_nir(path) if dt is None else read_nir(path, dt), device=device)
+        super().__init__(read_nir(path, **options), device=device)
         self.runtime = "nir-import"
 
 
 def export_nir(model: Any, path: str | os.PathLike, *, input_shape: Sequence[int] | None = None,
-               dt: float | None = None, check: bool = True, timesteps: int | None = None, batch: int = 2,
-               seed: int = 0, scale: float = 1.0, atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS,
-               check_data: CheckData | None = None, min_spikes: int = DEFAULT_MIN_SPIKES,
-               allow_mismatch: bool = False, allow_silent: bool = False) -> NirExport:
+               dt: float | None = None, consumer: str = "spikeport", check: bool = True,
+               timesteps: int | None = None, batch: int = 2, seed: int = 0, scale: float = 1.0,
+               atol: float = DEFAULT_ATOL, tie_eps: float = DEFAULT_TIE_EPS, check_data: CheckData | None = None,
+               min_spikes: int = DEFAULT_MIN_SPIKES, allow_mismatch: bool = False,
+               allow_silent: bool = False) -> NirExport:
     """Write ``model`` as a NIR file at ``path`` (atomic) and check it by importing it back.
 
     Args:
         model: ``nn.Module`` (traced), ``SpikeGraph`` or ``LoweredModule`` (not modified).
         path: output ``.nir`` file.
-        dt: NIR timestep in seconds (default: the converter's ``DEFAULT_DT``).
+        dt: NIR timestep in seconds (default: the consumer's, else 1e-4), recorded in the file's metadata.
+        consumer: the importer the file is written for (``--nir-for``; see
+            :mod:`spikeport.converter.nir_io.consumers`): nodes it would misread are refused.
         check: re-import and compare with the original on ``check_data`` (default
             ``rand(T, batch(+1), ...) * scale``).
         timesteps: T of the check (default ``model.timesteps``, else 4).
@@ -91,25 +97,25 @@ def export_nir(model: Any, path: str | os.PathLike, *, input_shape: Sequence[int
         UnsupportedNodeError: nodes NIR cannot represent (all listed).
         ExportError: writing failed, or the import-back check failed or is vacuous (nothing left at ``path``).
     """
-    from spikeport.converter.nir_io import DEFAULT_DT, to_nir, write_nir
+    from spikeport.converter.nir_io import export_dt, to_nir, write_nir
     from spikeport.models.encoders import check_timesteps
 
     graph = to_graph(model, input_shape)
-    step = DEFAULT_DT if dt is None else dt
-    ng = to_nir(graph, step)  # raises UnsupportedNodeError listing every blocking node
+    step = export_dt(dt, consumer)
+    ng = to_nir(graph, step, consumer=consumer)  # raises UnsupportedNodeError listing every blocking node
     dest = Path(path)
     comp = None
     data = None
     with atomic_path(dest) as tmp:
-        write_nir(graph, tmp, step)
+        write_nir(graph, tmp, step, consumer=consumer)
         if check:
             t = check_timesteps(timesteps if timesteps is not None else (getattr(model, "timesteps", None) or 4))
             ref = TorchRunner(graph)
             check_input_budget(t, batch + 1, ref.input_shape)
             data = check_data or random_check_data(ref.input_shape, timesteps=t, batch=batch, seed=seed, scale=scale)
-            comp = compare(ref, NirRunner(tmp, dt=step), data.batches, atol=atol, tie_eps=tie_eps,
+            comp = compare(ref, NirRunner(tmp), data.batches, atol=atol, tie_eps=tie_eps,  # dt from the metadata
                            min_spikes=min_spikes, allow_silent=allow_silent)
             enforce_check(comp, dest.name, allow_mismatch=allow_mismatch, data=data.description,
                           what="the NIR file imported back")
     return NirExport(dest, len(ng.nodes), len(ng.edges), comp, dest.stat().st_size,
-                     data.description if data is not None else "")
+                     data.description if data is not None else "", step, consumer)

@@ -116,6 +116,6 @@ def test_a_loop_over_time_is_measured_by_hooks_and_refused_elsewhere(model_of, c
 def test_ops_lists_the_framework_classes_of_each_op(capsys):
     code, out, _ = _run(capsys, ["ops", "SnnTorchLeaky"])
     assert code == 0 and "modules: snntorch._neurons.leaky.Leaky" in out
-    assert "nir_export refused: NIR mapping of SnnTorchLeaky is not implemented yet" in out
+    assert "nir_import yes: LIF (--nir-from snntorch)" in out  # its NIR dialect (docs/nir.md)
     code, out, _ = _run(capsys, ["ops", "LIF"])
     assert code == 0 and "spikingjelly.activation_based.neuron.lif.LIFNode" in out

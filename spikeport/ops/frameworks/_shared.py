@@ -16,9 +16,11 @@ from torch import nn
 from spikeport.converter.ir import frameworks as fw
 from spikeport.energy.rules import OpRule
 from spikeport.errors import GraphError
+from spikeport.ops import nir_frameworks as nf
 from spikeport.ops._torch import StateSlot
 from spikeport.ops.spec import (
     ModuleAdapter,
+    NirMapping,
     OnnxSupport,
     OpSpec,
     Refused,
@@ -26,7 +28,7 @@ from spikeport.ops.spec import (
     register_op,
 )
 
-__all__ = ["f32", "scalar", "refuse", "nir_pending", "framework_rule", "adapter", "require_layout", "DelayModule",
+__all__ = ["f32", "scalar", "refuse", "framework_rule", "adapter", "require_layout", "DelayModule",
            "delay_nodes"]
 
 
@@ -47,11 +49,6 @@ def scalar(t: Any) -> float:
 def refuse(module: Any, name: str, param: str, why: str) -> GraphError:
     """The GraphError for a module whose ``param`` has no exact IR form (module path, class, parameter, reason)."""
     return GraphError(f"module '{name or '<root>'}' ({qualified_name(type(module))}): {param} is not supported: {why}")
-
-
-def nir_pending(op: str) -> Refused:
-    """The NIR refusal of a framework op until its NIR dialect mapping exists."""
-    return Refused(f"NIR mapping of {op} is not implemented yet")
 
 
 def framework_rule(muls: int, adds: int, what: str, binary: bool,
@@ -117,7 +114,7 @@ register_op(OpSpec(
     fw.Delay, "whole-step delay (SLAYER delay_shift, NIR Delay)", lambda n, _: DelayModule(n.steps),
     modules=Refused("created by framework adapters (SLAYER blocks' delay_shift), not from a module of its own"),
     energy=OpRule("free", note="Delay: a buffer of the last k steps, no arithmetic"),
-    nir=nir_pending("Delay"),
+    nir=NirMapping(nf.export_delay, {"Delay": nf.import_delay}),
     onnx=OnnxSupport(),
     loihi=Refused("a standalone delay: netx layers add a fixed one-step delay each and have no configurable "
                   "axonal delay; the Lava graph lowering decides how a SLAYER delay_shift maps")))
@@ -143,5 +140,6 @@ register_op(OpSpec(
     fw.Quantize, "rounding to a grid (SLAYER Input block quantisation)", lambda n, _: _QuantizeModule(n),
     modules=Refused("created by the SLAYER Input block adapter, not from a module of its own"),
     energy=OpRule("free", note="Quantize: rounding of the input data (host side), not counted"),
-    nir=nir_pending("Quantize"),
+    nir=NirMapping(Refused("Quantize has no NIR primitive (SLAYER quantises the input on the host: quantise the "
+                           "data before it enters the graph)")),
     loihi=Refused("input quantisation happens on the host; netx's input layer takes the quantized data")))

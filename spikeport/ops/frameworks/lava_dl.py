@@ -29,11 +29,11 @@ import torch
 
 from spikeport.converter import ir
 from spikeport.converter.ir import frameworks as fw
+from spikeport.ops import nir_frameworks as nf
 from spikeport.ops.frameworks._shared import (
     delay_nodes,
     f32,
     framework_rule,
-    nir_pending,
     refuse,
     require_layout,
     scalar,
@@ -42,6 +42,7 @@ from spikeport.ops.neurons import execute_neuron
 from spikeport.ops.spec import (
     ModuleAdapter,
     NeuronDynamics,
+    NirMapping,
     OnnxSupport,
     OpSpec,
     Refused,
@@ -228,7 +229,7 @@ register_op(OpSpec(
     dynamics=NeuronDynamics(("current_decay", "voltage_decay", "threshold", "state_scale", "graded"), _step,
                             init_state=_init),
     energy=framework_rule(2, 3, "SLAYER CUBA", binary=False, binary_if=lambda n: not n.graded),
-    nir=nir_pending("SlayerCUBA"),
+    nir=NirMapping(nf.export_slayer_cuba, {"CubaLIF": nf.import_slayer_cuba}, dialects=("lava-dl",)),
     onnx=OnnxSupport(stream=Refused("int64 neuron state: the streaming ONNX graph carries float32 state tensors")),
     loihi=Refused("SLAYER CUBA is Loihi's integer neuron; a float CUBA-LIF does not reproduce its integer rounding "
                   "(an integer-exact lowering belongs to the Lava graph target)")))

@@ -15,9 +15,18 @@ from typing import Any, NamedTuple
 import torch
 
 from spikeport.converter.ir import frameworks as fw
-from spikeport.ops.frameworks._shared import adapter, f32, framework_rule, nir_pending, refuse, require_layout
+from spikeport.ops import nir_frameworks as nf
+from spikeport.ops.frameworks._shared import adapter, f32, framework_rule, refuse, require_layout
 from spikeport.ops.neurons import execute_neuron
-from spikeport.ops.spec import ModuleAdapter, NeuronDynamics, OpSpec, Refused, register_adapter, register_op
+from spikeport.ops.spec import (
+    ModuleAdapter,
+    NeuronDynamics,
+    NirMapping,
+    OpSpec,
+    Refused,
+    register_adapter,
+    register_op,
+)
 
 __all__ = ["NorseState", "LIF_CELL", "LIF_SEQ", "LIFBOX_CELL", "SEQUENTIAL_STATE"]
 
@@ -124,7 +133,7 @@ register_op(OpSpec(
     dynamics=NeuronDynamics(("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "dt"), _lif_step,
                             init_state=_lif_init),
     energy=framework_rule(2, 6, "Norse LIF", binary=True),
-    nir=nir_pending("NorseLIF"),
+    nir=NirMapping(nf.export_norse_lif, {"CubaLIF": nf.import_norse_lif}, dialects=("norse", "nirtorch")),
     loihi=_LOIHI))
 
 register_op(OpSpec(
@@ -133,7 +142,7 @@ register_op(OpSpec(
     dynamics=NeuronDynamics(("tau_mem_inv", "v_leak", "v_th", "v_reset", "dt", "reset"), _box_step,
                             init_state=_box_init),
     energy=framework_rule(1, 4, "Norse LIFBox", binary=True),
-    nir=nir_pending("NorseLIFBox"),
+    nir=NirMapping(nf.export_norse_lifbox, {"LIF": nf.import_norse_lifbox}, dialects=("norse", "nirtorch")),
     loihi=_LOIHI))
 
 register_adapter(ModuleAdapter(SEQUENTIAL_STATE, _from_sequential_state, known=(SEQUENTIAL_STATE,),

@@ -17,12 +17,14 @@ import torch.nn.functional as F
 from spikeport.converter import ir
 from spikeport.converter.ir import frameworks as fw
 from spikeport.errors import ExportError
-from spikeport.ops.frameworks._shared import adapter, f32, framework_rule, nir_pending, refuse, require_layout
+from spikeport.ops import nir_frameworks as nf
+from spikeport.ops.frameworks._shared import adapter, f32, framework_rule, refuse, require_layout
 from spikeport.ops.neurons import execute_neuron, per_layer
 from spikeport.ops.spec import (
     LoihiMapping,
     ModuleAdapter,
     NeuronDynamics,
+    NirMapping,
     OpSpec,
     find_spec,
     register_adapter,
@@ -150,7 +152,8 @@ register_op(OpSpec(
                              "subtract_value", "reset_value", "min_v_mem", "norm_input"), _step, init_state=_init),
     energy=framework_rule(2, 2, "sinabs LIF", binary=False,
                           binary_if=lambda n: n.spike == "single" or (n.spike == "max" and n.max_spikes == 1)),
-    nir=nir_pending("SinabsLIF"),
+    nir=NirMapping(nf.export_sinabs_lif, {"IF": nf.import_sinabs_lif, "LIF": nf.import_sinabs_lif},
+                   dialects=("sinabs",)),
     loihi=LoihiMapping("neuron", _loihi)))
 
 _pool_spec = find_spec(ir.SumPool)

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from spikeport.converter.ir import frameworks as fw
-from spikeport.ops.frameworks._shared import adapter, f32, framework_rule, nir_pending, refuse, require_layout
+from spikeport.ops import nir_frameworks as nf
+from spikeport.ops.frameworks._shared import adapter, f32, framework_rule, refuse, require_layout
 from spikeport.ops.neurons import execute_neuron
-from spikeport.ops.spec import NeuronDynamics, OpSpec, Refused, register_op
+from spikeport.ops.spec import NeuronDynamics, NirMapping, OpSpec, Refused, register_op
 
 __all__ = ["SynapticState", "LEAKY", "SYNAPTIC"]
 
@@ -145,7 +146,8 @@ register_op(OpSpec(
     dynamics=NeuronDynamics(("beta", "threshold", "reset_mechanism", "reset_delay", "graded_spikes_factor"),
                             _leaky_step, derived=_derived),
     energy=framework_rule(1, 3, "snnTorch Leaky", binary=False, binary_if=_unit_gsf),
-    nir=nir_pending("SnnTorchLeaky"),
+    nir=NirMapping(nf.export_snntorch_leaky, {"LIF": nf.import_snntorch_leaky, "IF": nf.import_strict_if},
+                   dialects={"LIF": ("snntorch",), "IF": ("snntorch", "norse", "nirtorch")}),
     loihi=_LOIHI))
 
 register_op(OpSpec(
@@ -154,5 +156,5 @@ register_op(OpSpec(
     dynamics=NeuronDynamics(("alpha", "beta", "threshold", "reset_mechanism", "reset_delay",
                              "graded_spikes_factor"), _synaptic_step, init_state=_synaptic_init, derived=_derived),
     energy=framework_rule(2, 4, "snnTorch Synaptic", binary=False, binary_if=_unit_gsf),
-    nir=nir_pending("SnnTorchSynaptic"),
+    nir=NirMapping(nf.export_snntorch_synaptic, {"CubaLIF": nf.import_snntorch_synaptic}, dialects=("snntorch",)),
     loihi=_LOIHI))
