@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.spikeport-installed
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench results-digits docs-screenshot clean
+.PHONY: install demo lint test bench results-digits docs-screenshot clean
 
 install: $(STAMP)
 
@@ -29,7 +29,12 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/spikeport demo --out $(DEMO_OUT) --force
 
-test: $(STAMP)
+# Static checks (config in pyproject.toml): ruff over the code, tests, benchmarks and examples; mypy over the package.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check spikeport tests benchmarks examples
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint
 	$(PY) -m pytest -q -n 2 --timeout 600 $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -8,6 +8,7 @@ so every table is printed with the machine it was measured on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -93,10 +94,8 @@ def machine_info(device: str = "cpu") -> dict[str, str]:
         "cpu": f"{_cpu_model()} ({os.cpu_count()} logical cores, torch threads={torch.get_num_threads()})",
         "cpu capability": str(torch.backends.cpu.get_cpu_capability()),
     }
-    try:
+    with contextlib.suppress(OSError):  # not available on every platform
         info["load average"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        pass
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
         info["cuda"] = str(torch.version.cuda)

@@ -36,8 +36,9 @@ import time
 def _snntorch_cnn():
     """A snnTorch CNN as its users write it: an init_hidden Sequential called once per step with [B, 3, 32, 32]."""
     import snntorch as snn
-    from spikeport.frameworks import ForeignModel
     from torch import nn
+
+    from spikeport.frameworks import ForeignModel
 
     net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32),
                         snn.Leaky(beta=0.8, init_hidden=True), nn.MaxPool2d(2),
@@ -50,6 +51,7 @@ def _snntorch_cnn():
 def _model(name: str, batch: int, t: int, seed: int = 0):
     """The zoo model with batch-norm statistics calibrated on one random batch (realistic firing rates)."""
     import torch
+
     from spikeport.models import create_model
 
     torch.manual_seed(seed)
@@ -87,6 +89,7 @@ def bench(args: argparse.Namespace) -> dict:
     import copy
 
     import torch
+
     from spikeport.energy import estimate, record_spikes
 
     model, x = _model(args.model, args.batch_size, args.timesteps), _input(args.batch_size, args.timesteps)
@@ -165,6 +168,7 @@ def rss_child(args: argparse.Namespace) -> None:
     import resource
 
     import torch
+
     from spikeport.energy import record_spikes
 
     model = _model(args.model, args.batch_size, args.timesteps)

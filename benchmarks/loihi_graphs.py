@@ -123,6 +123,7 @@ def _lava_steps(net, k: torch.Tensor, steps: int) -> float:
     """Wall time of ``steps`` Lava steps of the network on the first frames of ``k`` (build and compile excluded)."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
+
     from spikeport.targets.lava.lava_sim import _abort
 
     pops, syns = net.build(reset_interval=k.shape[0])

@@ -35,9 +35,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from spikeport.models.neurons import LIF  # noqa: E402
-
-from _common import Column, add_common_args, format_info, format_table, machine_info, ratio_str, time_it  # noqa: E402
+from _common import Column, add_common_args, format_info, format_table, machine_info, ratio_str, time_it
+from spikeport.models.neurons import LIF
 
 TAU, VTH = 2.0, 1.0
 
@@ -143,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     # -- timing
     rows = []
     dst = torch.empty_like(x)
-    tkw = dict(warmup=args.warmup, repeat=args.repeat, device=dev, clock=args.clock)
+    tkw = {"warmup": args.warmup, "repeat": args.repeat, "device": dev, "clock": args.clock}
     t_copy = time_it(lambda: dst.copy_(x), **tkw)
     copy_gbs = 2 * nbytes / (t_copy.median_ms * 1e-3) / 1e9
     rows.append({"name": "tensor copy (same size)", "impl": "dst.copy_(x)", "fwd": t_copy.median_ms,
@@ -157,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"name": name, "impl": impl})
             continue
         with torch.no_grad():
-            tf = time_it(lambda: run(x), **tkw)
+            tf = time_it(lambda run=run: run(x), **tkw)
         tb = time_it(_fwd_bwd(run, xg, gout), setup=clear, **tkw)
         rows.append({"name": name, "impl": impl, "fwd": tf.median_ms, "fwd_min": tf.min_ms,
                      "fwdbwd": tb.median_ms, "fwdbwd_min": tb.min_ms,

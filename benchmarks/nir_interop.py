@@ -67,9 +67,8 @@ def agreement(ref: Run, test: Run) -> dict[str, Any]:
 
 def spikeport_run(module: Any, x: torch.Tensor) -> Run:
     """Run a spikeport executor (``LoweredModule``) on ``x`` recording every spiking layer in graph order."""
-    from spikeport.converter import ir
-
     from nir_producers import Run
+    from spikeport.converter import ir
 
     g = module.graph
     names = [n for n in g.topological_order()
@@ -134,6 +133,7 @@ def measure(p: Producer, kind: str, variant: str, x: torch.Tensor, w: dict[str, 
             calib: torch.Tensor) -> dict[str, Any]:
     """All cells of one producer model (see the module docstring)."""
     import nir
+
     from spikeport.converter.nir_io import from_nir, load_nir, to_nir
 
     gains = calibrate(p, kind, variant, w, calib)

@@ -71,11 +71,11 @@ def bench(name: str, batches: list[int], t: int, threads: int, repeat: int, warm
         zeros = {s["input"]: np.zeros([b if i == s["batch_axis"] else d for i, d in enumerate(s["shape"])],
                                       np.float32) for s in states}
 
-        def run_torch():
+        def run_torch(x=x):
             with torch.inference_mode():
                 return m(x)
 
-        def run_stream():
+        def run_stream(xa=xa, zeros=zeros):
             feed = dict(zeros)
             outs = []
             for k in range(t):
@@ -90,8 +90,8 @@ def bench(name: str, batches: list[int], t: int, threads: int, repeat: int, warm
         err = max(float(np.abs(s_seq.run(None, {"x": xa})[0] - ref).max()), float(np.abs(run_stream() - ref).max()))
         kw = {"warmup": warmup, "repeat": repeat, "clock": clock}
         tt = time_it(run_torch, **kw)
-        to = time_it(lambda: s_seq.run(None, {"x": xa}), **kw)
-        ts = time_it(lambda: s_spk.run(None, {"x": xa}), **kw)
+        to = time_it(lambda xa=xa: s_seq.run(None, {"x": xa}), **kw)
+        ts = time_it(lambda xa=xa: s_spk.run(None, {"x": xa}), **kw)
         tst = time_it(run_stream, **kw)
         rows.append({"model": name, "input": "x".join(map(str, shape)), "B": b, "T": t, "torch": tt.median_ms,
                      "ort": to.median_ms, "ort_spikes": ts.median_ms, "ort_stream": tst.median_ms,

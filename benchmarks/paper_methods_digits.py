@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+
 from spikeport._io import atomic_write_text
 from spikeport.data import get_dataset
 from spikeport.models import create_model, list_models

@@ -90,7 +90,7 @@ class SJResNet19(nn.Module):
         self.bn1 = layer.BatchNorm2d(STEM_CHANNELS, step_mode="m")
         self.sn1 = make_lif(detach_reset)
         prev = STEM_CHANNELS
-        for i, (c, n, s) in enumerate(zip(stage_channels, stage_blocks, STAGE_STRIDES), start=1):
+        for i, (c, n, s) in enumerate(zip(stage_channels, stage_blocks, STAGE_STRIDES, strict=True), start=1):
             blocks = []
             for j in range(n):
                 blocks.append(SJBasicBlock(prev, c, s if j == 0 else 1, detach_reset))

@@ -3,14 +3,15 @@ import zipfile
 
 import pytest
 import torch
+
 from spikeport.checkpoint import FORMAT, CheckpointInfo, load_checkpoint, read_checkpoint, save_checkpoint
 from spikeport.errors import CheckpointError
 from spikeport.models import create_model
 
 
 def _info(**kw):
-    base = dict(model="spiking_cnn_digits", model_kwargs={"channels": (4, 8)}, timesteps=2, input_shape=(1, 8, 8),
-                dataset="digits", metrics={"test_acc": 0.5})
+    base = {"model": "spiking_cnn_digits", "model_kwargs": {"channels": (4, 8)}, "timesteps": 2,
+            "input_shape": (1, 8, 8), "dataset": "digits", "metrics": {"test_acc": 0.5}}
     base.update(kw)
     return CheckpointInfo(**base)
 

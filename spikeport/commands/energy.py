@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from spikeport.commands._common import add_device_arg, add_model_args, add_out_args, load_cli_model
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from spikeport.data import DatasetSplit
 
 DEFAULT_TIMESTEPS = 4
 
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     in_shape = tuple(args.input_shape) if args.input_shape else loaded.input_shape
     t, t_origin = _timesteps(args, loaded)
     meta = {"model": args.model, "model_kind": loaded.kind}
+    data: np.ndarray | DatasetSplit  # samples [N, ...] from --input, or the dataset's test split
     if args.input:
         arr = load_npy_input(args.input, temporal=bool(args.temporal))
         temporal = bool(args.temporal)
@@ -117,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
                 raise DataError(f"{args.input}: samples have shape {list(per)} but the model expects "
                                 f"{list(in_shape)}; pass matching data or --input-shape")
         data, meta["data"] = arr, f"{args.input} {list(arr.shape)}"
+        if in_shape is None:
+            in_shape = tuple(arr.shape[2:] if temporal else arr.shape[1:])
     else:
         name = args.dataset or loaded.dataset
         if not name:
@@ -126,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(f"{args.model}: model expects input {list(in_shape)} but dataset '{name}' gives "
                             f"{list(split.input_shape)}; pick the matching dataset")
         data, temporal, meta["data"] = split, split.temporal, f"{name} (test split)"
-    if in_shape is None:
-        in_shape = tuple(data.shape[2:] if temporal else data.shape[1:]) if args.input else tuple(split.input_shape)
+        if in_shape is None:
+            in_shape = tuple(split.input_shape)
     check_data_memory(loaded.model, data, timesteps=t, batch_size=args.batch_size, temporal=temporal,
                       samples=args.samples, input_shape=in_shape, mode="energy", what=str(args.model),
                       device=args.device)

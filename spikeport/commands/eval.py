@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sized
 
 from spikeport.commands._common import (
     add_device_arg,
@@ -106,8 +107,11 @@ def _eval_exported(args: argparse.Namespace) -> int:
     if t is None:
         raise ConfigError(f"{args.model}: the export does not record T; pass -T/--timesteps")
     t = check_timesteps(t, "--timesteps")
-    data = split.dataset if args.samples is None else Subset(split.dataset, range(min(args.samples,
-                                                                                        len(split.dataset))))
+    data = split.dataset
+    if args.samples is not None:
+        if not isinstance(data, Sized):
+            raise ConfigError(f"dataset '{args.dataset}' has no length to take the first {args.samples} samples of")
+        data = Subset(data, range(min(args.samples, len(data))))
     preds, labels = [], []
     for x, y in DataLoader(data, batch_size=args.batch_size, shuffle=False):
         preds.append(model.predict(to_sequence(x, split.temporal, t, "direct", None), args.batch_size).predictions)

@@ -49,7 +49,7 @@ def _nir_reading(spec, cap: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from spikeport.errors import ConfigError
-    from spikeport.ops import CAPABILITIES, all_specs, refusal
+    from spikeport.ops import CAPABILITIES, LoihiMapping, all_specs, refusal
 
     specs = all_specs()
     if args.op:
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  modules: {mods}")
         for cap in CAPABILITIES:
             why = refusal(spec, cap)
-            role = f" (role: {spec.loihi.role})" if cap == "loihi" and not why else ""
+            role = f" (role: {spec.loihi.role})" if cap == "loihi" and isinstance(spec.loihi, LoihiMapping) else ""
             print(f"  {cap:8s} {'refused: ' + why if why else 'yes' + _nir_reading(spec, cap)}{role}")
         return 0
     if args.refusals:

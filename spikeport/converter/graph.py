@@ -32,7 +32,8 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, overload
+from xml.etree import ElementTree
 
 import networkx as nx
 
@@ -44,6 +45,8 @@ from spikeport.errors import GraphError
 __all__ = ["SpikeGraph", "Edge", "IR_FORMAT", "IR_VERSION"]
 
 log = logging.getLogger(__name__)
+
+_Node = TypeVar("_Node", bound=IRNode)
 
 IR_FORMAT = "spikeport.ir"
 IR_VERSION = 1
@@ -88,12 +91,12 @@ class SpikeGraph:
         rec = list(recurrent) if recurrent is not None else [False] * len(inputs)
         if len(rec) != len(inputs):
             raise GraphError(f"node '{node.name}': 'recurrent' needs one flag per input")
-        for src, r in zip(inputs, rec):
+        for src, r in zip(inputs, rec, strict=True):
             if src not in self._g and not (r or src == node.name):
                 raise GraphError(f"node '{node.name}': input '{src}' is not in graph '{self.name}'{self._close(src)}")
         self._g.add_node(node.name, node=node, meta=dict(meta or {}), idx=self._next_idx)
         self._next_idx += 1
-        for port, (src, r) in enumerate(zip(inputs, rec)):
+        for port, (src, r) in enumerate(zip(inputs, rec, strict=True)):
             if r and src not in self._g:
                 self._pending.append((src, node.name, port))
             else:
@@ -177,7 +180,11 @@ class SpikeGraph:
         """All nodes by name, in topological order."""
         return {n: self._g.nodes[n]["node"] for n in self.topological_order()}
 
-    def nodes_of_type(self, *types: type) -> list[IRNode]:
+    @overload
+    def nodes_of_type(self, node_type: type[_Node], /) -> list[_Node]: ...
+    @overload
+    def nodes_of_type(self, *types: type) -> list[IRNode]: ...
+    def nodes_of_type(self, *types: type) -> list[Any]:
         """Nodes that are instances of any of ``types``, in topological order."""
         return [n for n in self.nodes().values() if isinstance(n, types)]
 
@@ -232,7 +239,7 @@ class SpikeGraph:
                              "was never added")
         g = self._g
         indeg = dict.fromkeys(g, 0)
-        for a, b, d in g.edges(data=True):
+        for _, b, d in g.edges(data=True):
             if not d["recurrent"]:
                 indeg[b] += 1
         heap = [(g.nodes[n]["idx"], n) for n, k in indeg.items() if k == 0]
@@ -382,11 +389,11 @@ class SpikeGraph:
                 raise GraphError(f"{source}: malformed node entry {str(entry)[:80]!r} ({e})") from None
             g._g.add_node(node.name, node=node, meta=_unjson_meta(entry.get("meta", {})), idx=g._next_idx)
             g._next_idx += 1
-        for e in data.get("edges", []):
+        for edge in data.get("edges", []):
             try:
-                g.add_edge(e["src"], e["dst"], int(e["port"]), recurrent=bool(e.get("recurrent", False)))
+                g.add_edge(edge["src"], edge["dst"], int(edge["port"]), recurrent=bool(edge.get("recurrent", False)))
             except (KeyError, TypeError, ValueError) as err:
-                raise GraphError(f"{source}: malformed edge {e!r} ({err})") from None
+                raise GraphError(f"{source}: malformed edge {edge!r} ({err})") from None
             except GraphError as err:
                 raise GraphError(f"{source}: {err}") from None
         return g
@@ -441,7 +448,7 @@ class SpikeGraph:
             raise GraphError(f"{p}: no such GraphML file")
         try:
             g = nx.read_graphml(p)
-        except Exception as e:  # networkx raises various parser errors
+        except (ElementTree.ParseError, nx.NetworkXException, KeyError, ValueError, OSError) as e:
             raise GraphError(f"{p}: not a readable GraphML file ({type(e).__name__}: {e})") from None
         if g.graph.get("format") != IR_FORMAT:
             raise GraphError(f"{p}: GraphML was not written by spikeport (missing format '{IR_FORMAT}')")

@@ -73,7 +73,7 @@ class LoweredModule(nn.Module):
         for name in self._order:
             node = self._nodes[name]
             mod = _execute(node, [self._shapes[e.src] for e in self._edges[name]])
-            mod.ir_name, mod.ir_node = name, node
+            mod.ir_name, mod.ir_node = name, node  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module; these are plain tags
             key = base = name.replace(".", "_") or "_"
             k = 1
             while key in used:
@@ -110,7 +110,7 @@ class LoweredModule(nn.Module):
     def _check_inputs(self, xs: tuple[torch.Tensor, ...], step: bool) -> None:
         if len(xs) != len(self._inputs):
             raise DataError(f"graph '{self.graph.name}' takes {len(self._inputs)} input(s), got {len(xs)}")
-        for name, x in zip(self._inputs, xs):
+        for name, x in zip(self._inputs, xs, strict=True):
             shape = self._shapes[name]
             want = ("B", *shape) if step else ("T", "B", *shape)
             if not isinstance(x, torch.Tensor) or x.dim() != len(want) or tuple(x.shape[-len(shape):]) != shape:

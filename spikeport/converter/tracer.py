@@ -520,6 +520,8 @@ class _FxToIR:
             return
         if key in _CAT:
             seq = args[0] if args else kwargs.get("tensors")
+            if seq is None:
+                raise self.unsupported(n, f"{tname} without tensors")
             dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
             ins = self.tensor_inputs(n, list(seq))
             self.add_nodes([Concat(name, axis=self._axis(n, dim, "cat"))], ins, n, meta)

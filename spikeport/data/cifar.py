@@ -27,7 +27,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -108,12 +108,13 @@ def _numpy_allow_list() -> dict[tuple[str, str], Callable[..., Any]]:
         # numpy writes _reconstruct(ndarray, (0,), b'b'); the real contents come with BUILD
         if subtype is not np.ndarray or tuple(shape) != (0,):
             raise _ForbiddenGlobal(f"forbidden call _reconstruct({subtype!r}, {shape!r})")
-        return multiarray._reconstruct(np.ndarray, (0,), _plain_dtype(dtype))
+        # numpy's stubs type _reconstruct as returning object; with subtype ndarray it returns an ndarray
+        return cast(np.ndarray, multiarray._reconstruct(np.ndarray, (0,), _plain_dtype(dtype)))
 
     def frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
         if not isinstance(dtype, np.dtype) or not _PLAIN_DTYPE.fullmatch(dtype.str):
             raise _ForbiddenGlobal(f"forbidden dtype {dtype!r} in _frombuffer")
-        return numeric._frombuffer(buf, dtype, shape, order)
+        return numeric._frombuffer(buf, dtype, shape, order)  # type: ignore[attr-defined]  # private, not in numpy's stubs
 
     allowed: dict[tuple[str, str], Callable[..., Any]] = {
         ("numpy", "ndarray"): np.ndarray,
@@ -135,7 +136,7 @@ def _check_dtype_state(dtype: np.dtype, state: Any) -> None:
         raise _ForbiddenGlobal(f"forbidden dtype state {state!r} for {dtype} (expected {canon!r})")
 
 
-class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+class RestrictedUnpickler(pickle._Unpickler):
     """An unpickler that can rebuild dicts, lists, str/bytes, numbers and numpy arrays, and nothing else.
 
     ``find_class`` returns only callables from an explicit allow-list (checked
@@ -152,7 +153,9 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     """
 
     _allowed: dict[tuple[str, str], Callable[..., Any]] | None = None
-    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+    # typeshed types the opcode handlers as taking an Unpickler (not _Unpickler); they take any instance
+    dispatch: ClassVar[dict[int, Callable[..., None]]] = dict(pickle._Unpickler.dispatch)
+    stack: list[Any]  # pickle._Unpickler's value stack (undocumented, absent from typeshed)
 
     def find_class(self, module: str, name: str) -> Any:
         allowed = type(self)._allowed
@@ -170,7 +173,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
             _check_dtype_state(inst, state)
         elif not isinstance(inst, np.ndarray):
             raise _ForbiddenGlobal(f"forbidden BUILD on {type(inst).__name__}")
-        super().load_build()
+        super().load_build()  # type: ignore[misc]  # undocumented pure-Python handler, absent from typeshed
 
     dispatch[pickle.BUILD[0]] = load_build
 

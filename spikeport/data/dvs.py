@@ -308,8 +308,10 @@ class EventFrameDataset(Dataset):
             raise ConfigError(f"{name}: split_by must be 'number' or 'time', got {split_by!r}")
         if resize_mode not in ("area", "bilinear"):
             raise ConfigError(f"{name}: resize_mode must be 'area' or 'bilinear', got {resize_mode!r}")
+        if len(size) != 2:
+            raise ConfigError(f"{name}: size must be (H, W), got {size!r}")
         self.samples = list(samples)
-        self.reader, self.T, self.split_by, self.size = reader, T, split_by, tuple(size)
+        self.reader, self.T, self.split_by, self.size = reader, T, split_by, (size[0], size[1])
         self.resize_mode, self.augment, self.name = resize_mode, augment, name
         self.cache_dir = Path(cache_dir).expanduser() / name if cache_dir is not None else None
         self._by_path: dict[Path, list[int]] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from typing import Any
 
 import numpy as np
@@ -66,14 +66,21 @@ def _batches(data: Any, batch_size: int, samples: int | None) -> tuple[Iterable[
     if isinstance(data, torch.Tensor):
         data = TensorDataset(data)
     if isinstance(data, torch.utils.data.Dataset):
-        n = len(data)  # type: ignore[arg-type]
+        if not isinstance(data, Sized):
+            raise ConfigError(f"{type(data).__name__} has no length (an IterableDataset?): pass a DataLoader "
+                              "over it instead, which is recorded batch by batch")
+        n = len(data)
         if samples is not None:
             n = min(n, samples)
             data = Subset(data, range(n))
         return DataLoader(data, batch_size=batch_size, shuffle=False), math.ceil(n / batch_size)
     if samples is not None:
         raise ConfigError("samples= needs a dataset, tensor or array (not an iterable of batches)")
-    return data, len(data) if hasattr(data, "__len__") else 0
+    try:
+        n_batches = len(data)
+    except TypeError:  # a generator, or a DataLoader over an IterableDataset: no progress total
+        n_batches = 0
+    return data, n_batches
 
 
 def record_model(model: nn.Module, data: Any, *, timesteps: int, encoder: str = "direct", temporal: bool = False,
@@ -151,7 +158,8 @@ def _record(model: nn.Module, data: Any, dev: torch.device, *, timesteps: int, e
     return rec
 
 
-def recording_target(model: nn.Module, input_shape: tuple[int, ...], *, no_trace: bool = False) -> tuple[nn.Module, str]:
+def recording_target(model: nn.Module, input_shape: tuple[int, ...], *,
+                     no_trace: bool = False) -> tuple[nn.Module, str]:
     """What to record: the lowered IR executor of ``model`` (rules keyed by IR node type), or ``model`` itself.
 
     Falls back to the torch modules (with a logged warning) when the model cannot be traced.

@@ -89,7 +89,7 @@ def compare_reports(dirs: Sequence[str | Path], out_dir: str | Path | None = Non
         raise ConfigError(f"got {len(labels)} labels for {len(dirs)} reports")
     reports = [load_report_dir(d) for d in dirs]
     rows = []
-    for lab, rep in zip(labels, reports):
+    for lab, rep in zip(labels, reports, strict=True):
         m, t = rep["meta"], rep["totals"]
         row = {"report": lab, "model": m.get("model", ""), "timesteps": m.get("timesteps"),
                "samples": m.get("samples"), "hardware": m.get("hardware", "")}
@@ -120,7 +120,7 @@ def _figures(labels: list[str], reports: list[dict[str, Any]], table: pd.DataFra
         order += [n for n, _ in s if n not in order]
     fig = _figure(max(7.0, 0.3 * len(order) + 3), 4.5)
     ax = fig.add_subplot()
-    for lab, s in zip(labels, series):
+    for lab, s in zip(labels, series, strict=True):
         if same_layers or len(set(order)) == len(order):
             pos = {n: i for i, n in enumerate(order)}
             xs = [pos[n] for n, _ in s]
@@ -158,7 +158,8 @@ def _write(table: pd.DataFrame, labels: list[str], reports: list[dict[str, Any]]
     hw = sorted({str(r["meta"].get("hardware", "")) for r in reports})
     note = ("ratios are relative to the first report; all numbers are per sample"
             + ("" if len(hw) == 1 else f"; WARNING: reports use different energy models ({', '.join(hw)})"))
-    payload = {"reports": [str(d) for d in labels], "note": note, "table": [dict(zip(cols, r)) for r in rows]}
+    payload = {"reports": [str(d) for d in labels], "note": note,
+               "table": [dict(zip(cols, r, strict=True)) for r in rows]}
     atomic_write_text(out / "compare.csv", table.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(out / "compare.json", json.dumps(_clean(payload), indent=1, allow_nan=False) + "\n")
     atomic_write_text(out / "compare.md", "# Energy comparison\n\n" + _md_table(rows, cols) + f"\n\n{note}\n\n"

@@ -224,7 +224,7 @@ def neurobench_ops(rec: Recording, samples: int | None = None) -> dict[str, floa
         raise ConfigError("no samples were recorded")
     acs = macs = dense = 0
     for r in rec.nodes(SynapseRecord):
-        if r.rule.role != "synapse":
+        if not isinstance(r, SynapseRecord) or r.rule.role != "synapse":  # isinstance: nodes() is typed _NodeBase
             continue
         acs += r.total("nz_fan", SPIKE_CLASSES)
         macs += r.total("nz_fan", ("integer", "real"))

@@ -22,6 +22,7 @@ starts from a built-in model and overrides only the keys given.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import tomllib
 from collections.abc import Callable, Mapping
@@ -99,7 +100,7 @@ class EnergyModel:
             raise ConfigError(f"energy model '{self.name}': sram must be a list of [capacity_bytes, pJ] pairs, "
                               f"got {self.sram!r}") from None
         if any(c <= 0 or e < 0 or not math.isfinite(e) for c, e in tiers) or \
-                any(a[0] >= b[0] for a, b in zip(tiers, tiers[1:])):
+                any(a[0] >= b[0] for a, b in itertools.pairwise(tiers)):
             raise ConfigError(f"energy model '{self.name}': sram tiers must have increasing positive capacities and "
                               f"non-negative energies, got {self.sram!r}")
         for key in ("neuron_ops", "memory"):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -453,8 +453,11 @@ class _Observer:
     def _fanout(self, r: SynapseRecord, module: nn.Module, item: tuple[int, ...]) -> tuple[torch.Tensor, int]:
         cached = r._fan.get(item)
         if cached is None:
+            fanout = r.rule.fanout
+            if fanout is None:  # OpRule requires one for synapse and pool rules
+                raise GraphError(f"node '{r.name}' ({r.type_name}): its {r.rule.role} rule has no fanout function")
             try:
-                eff, valid = r.rule.fanout(module, r.node, item)
+                eff, valid = fanout(module, r.node, item)
             except GraphError:
                 raise
             except Exception as e:  # a rule or module that cannot take this shape
@@ -513,8 +516,11 @@ class _Observer:
 
     # -- custom
     def custom(self, r: CustomRecord, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        count = r.rule.count
+        if count is None:  # OpRule requires one for custom rules
+            raise GraphError(f"node '{r.name}' ({r.type_name}): its custom rule has no count function")
         with torch.no_grad():
-            vals = r.rule.count(module, r.node, tuple(args), output)
+            vals = count(module, r.node, tuple(args), output)
         self._touch(r)
         for k, v in dict(vals).items():
             if k not in ("elem_adds", "elem_macs"):
@@ -558,6 +564,7 @@ def _graph_nodes(graph: Any) -> dict[str, Any]:
 def _attach(rec: Recording, obs: _Observer, name: str, module: nn.Module, rule: OpRule, node: Any,
             handles: list[Any]) -> None:
     type_name = type(node).__name__ if node is not None else type(module).__name__
+    fn: Callable[[Any, nn.Module, tuple[Any, ...], Any], None]  # the observer method for the record's kind
     if rule.role in ("synapse", "pool"):
         w = getattr(module, "weight", None)
         r: _NodeBase = SynapseRecord(name, type_name, rule, node,

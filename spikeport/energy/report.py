@@ -192,7 +192,7 @@ def _weighted_rate(rec: Recording) -> float:
     """Spikes / neuron-steps over the measured neuron layers (NaN when only unmeasured layers could spike)."""
     spikes = elems = 0
     for r in rec.nodes(NeuronRecord):
-        if r.rule.role == "neuron":
+        if isinstance(r, NeuronRecord) and r.rule.role == "neuron":  # isinstance: nodes() is typed _NodeBase
             spikes += int(r.spikes_tc.sum())
             elems += int(r.elements_t.sum())
     if not elems and rec.unmeasured:
@@ -263,7 +263,7 @@ def figures(report: EnergyReport) -> dict[str, bytes]:
     for k in kinds:
         vals = [v / 1e6 for v in active[f"e_{k}_pj"].astype(float)]
         ax.bar(range(len(active)), vals, bottom=bottom, label=k, color=colors[k])
-        bottom = [b + v for b, v in zip(bottom, vals)]
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_xticks(range(len(active)), _short(list(active["layer"])), rotation=75, ha="right", fontsize=7)
     # a zero-height segment on top of a stack pins autoscaling at the stack's top (bars make their base a
     # "sticky" limit), which clipped the tallest bar: set the range from the stacked totals instead
@@ -430,7 +430,7 @@ def _html_table(header: list[str], rows: list[list[Any]], keys: list[str] | None
     """A table; ``keys`` (machine names, as in CSV/JSON) become the header cells' tooltips."""
     tips = keys or [""] * len(header)
     head = "".join(f'<th title="{html.escape(k)}">{html.escape(h)}</th>' if k else f"<th>{html.escape(h)}</th>"
-                   for h, k in zip(header, tips))
+                   for h, k in zip(header, tips, strict=True))
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -478,7 +478,7 @@ def render_report(report: EnergyReport) -> dict[str, bytes]:
     """Every file of :data:`REPORT_FILES` rendered in memory: ``{file name: content}``."""
     figs = figures(report)
     layers = report.layers.copy()
-    total = dict.fromkeys(layers.columns, "")
+    total: dict[str, object] = dict.fromkeys(layers.columns, "")
     total.update({"layer": "TOTAL", "rate": report.totals["firing_rate"]})
     total.update({c: report.totals[c] for c in SUM_COLUMNS})
     layers = pd.concat([layers, pd.DataFrame([total], columns=layers.columns)], ignore_index=True)

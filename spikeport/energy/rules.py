@@ -64,6 +64,8 @@ CUSTOM_COLUMNS = ("elem_adds", "elem_macs")
 FanoutFn = Callable[[nn.Module, Any, tuple[int, ...]], tuple[torch.Tensor, torch.Tensor]]
 DenseFn = Callable[[nn.Module, Any, tuple[int, ...], tuple[int, ...]], int]
 CountFn = Callable[[nn.Module, Any, tuple[Any, ...], Any], Mapping[str, float]]
+# The built-in synapse functions below take ``module: Any``: they read ``weight`` (and ``groups``) from a module
+# of any framework that maps to the op, not only from torch's own classes.
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,8 @@ def value_class(x: torch.Tensor) -> str:
     if x.numel() == 0 or x.dtype == torch.bool:
         return "binary"
     if not torch.is_floating_point(x):
-        mn, mx = int(x.min()), int(x.max())
-        return "binary" if mn >= 0 and mx <= 1 else ("signed_binary" if mn >= -1 and mx <= 1 else "integer")
+        lo, hi = int(x.min()), int(x.max())
+        return "binary" if lo >= 0 and hi <= 1 else ("signed_binary" if lo >= -1 and hi <= 1 else "integer")
     mn, mx = float(x.min()), float(x.max())
     if not (math.isfinite(mn) and math.isfinite(mx)):
         return "real"
@@ -162,7 +164,7 @@ def _grad_of_sum(fn: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, .
     return grad.detach().clone()
 
 
-def linear_fanout(module: nn.Module, node: Any, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+def linear_fanout(module: Any, node: Any, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """Linear: input feature *i* meets the nonzero entries of weight column *i*."""
     w = module.weight.detach()
     eff = (w != 0).sum(0).to(torch.float64)
@@ -196,7 +198,7 @@ def _conv_out(n: int, k: int, s: int, p: int, d: int) -> int:
 _EINSUM = {1: "ak,ck->ca", 2: "ak,bl,ckl->cab", 3: "ak,bl,cm,nklm->nabc"}
 
 
-def conv_fanout(module: nn.Module, node: Any, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+def conv_fanout(module: Any, node: Any, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """Conv1d/2d/3d with zero padding: exact per-position fan-out, analytically.
 
     The binarized kernel is summed over each group's output channels, giving one
@@ -241,7 +243,9 @@ def autograd_fanout(module: nn.Module, node: Any, item_shape: tuple[int, ...]) -
     def run(lead: int, binary: bool) -> torch.Tensor:
         repl = {n: (((p.detach() != 0) if binary else torch.ones_like(p)).to(torch.float64) if n == "weight"
                     else torch.zeros_like(p, dtype=torch.float64)) for n, p in params.items()}
-        fn = lambda x: torch.func.functional_call(module, repl, (x,))  # noqa: E731
+        def fn(x: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(module, repl, (x,))
+
         return _grad_of_sum(fn, (1,) * lead + tuple(item_shape))[(0,) * lead]
 
     errors = []
@@ -303,17 +307,17 @@ def adaptive_pool_fanout(module: nn.Module, node: Any,
 
 
 # ---------------------------------------------------------------- dense (ANN-equivalent) counts
-def dense_conv(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
+def dense_conv(module: Any, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
     """Output elements x (C_in / groups) x prod(kernel): torch's FLOP counter / 2."""
     return math.prod(out_item) * int(module.weight[0].numel())
 
 
-def dense_conv_transpose(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
+def dense_conv_transpose(module: Any, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
     """Input elements x (C_out / groups) x prod(kernel): torch's FLOP counter / 2."""
     return math.prod(in_item) * int(module.weight[0].numel())
 
 
-def dense_linear(module: nn.Module, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
+def dense_linear(module: Any, node: Any, in_item: tuple[int, ...], out_item: tuple[int, ...]) -> int:
     return int(module.weight.numel())
 
 
@@ -342,5 +346,5 @@ def resolve_rule(obj_type: type, rules: Mapping[type, OpRule] | None = None) -> 
             return rules[klass]
         rule = energy_rule_at(klass)
         if rule is not MISSING:
-            return rule  # type: ignore[return-value]
+            return rule
     return None

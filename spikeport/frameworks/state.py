@@ -85,7 +85,8 @@ def neuron_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
 
 def reset_state(model: nn.Module) -> None:
     """Reset every framework neuron state in ``model`` to its initial value (see the module docstring)."""
-    for m in model.modules():
+    for module in model.modules():
+        m: Any = module  # a neuron of another framework, recognised by its class names (its type is not imported)
         names = mro_names(m)
         if _SJ_MEMORY in names:
             m.reset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, name: str | No
 
 
 def _load_zoo() -> None:
-    import spikeport.models.zoo  # noqa: F401  (registers every built-in model)
+    importlib.import_module("spikeport.models.zoo")  # registers every built-in model
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

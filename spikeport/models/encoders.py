@@ -51,11 +51,13 @@ def latency(x: torch.Tensor, timesteps: int, generator: torch.Generator | None =
     return ((t == when.unsqueeze(0)) & (xc > 0).unsqueeze(0)).to(x.dtype)
 
 
-def encode(x: torch.Tensor, timesteps: int, method: str = "direct", generator: torch.Generator | None = None) -> torch.Tensor:
+def encode(x: torch.Tensor, timesteps: int, method: str = "direct",
+           generator: torch.Generator | None = None) -> torch.Tensor:
     """Encode ``x[B, ...]`` into ``[T, B, ...]`` with encoder ``method``."""
     check_timesteps(timesteps)
     fn = ENCODERS.get(method)
     if x.numel() * timesteps > MAX_ENCODED_ELEMENTS:
         gib = x.numel() * timesteps * x.element_size() / 2**30
-        raise ConfigError(f"encoding {tuple(x.shape)} over T={timesteps} needs {gib:.1f} GiB; lower T or the batch size")
+        raise ConfigError(f"encoding {tuple(x.shape)} over T={timesteps} needs {gib:.1f} GiB; "
+                          "lower T or the batch size")
     return fn(x, timesteps, generator)

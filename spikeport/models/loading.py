@@ -157,7 +157,8 @@ def _load_factory(spec: str, weights: str | None, device: str, model_kwargs: dic
             sys.path.remove(folder)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{spec}: factory returned {type(model).__name__}, expected a torch.nn.Module")
-    info, notes = None, []
+    info: Any = None
+    notes: list[str] = []
     if weights is not None:
         info, notes = _load_weights(model, weights)
     shape = getattr(model, "default_input_shape", None)

@@ -1,10 +1,10 @@
-"""Helpers shared by the op specs' NIR mappings (value conversions; the ``nir`` import)."""
+"""Helpers shared by the op specs' NIR mappings and adapters (value conversions, int tuples; the ``nir`` import)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -62,8 +62,15 @@ def uniform_or_array(v: Any) -> Any:
     return s if s is not None else a
 
 
+@overload
+def ints(v: Any, n: Literal[1]) -> tuple[int]: ...
+@overload
+def ints(v: Any, n: Literal[2]) -> tuple[int, int]: ...
+@overload
+def ints(v: Any, n: int) -> tuple[int, ...]: ...
 def ints(v: Any, n: int) -> tuple[int, ...]:
-    """``n`` ints from a scalar or a sequence."""
+    """``n`` ints from a scalar or a sequence (a sequence of another length is returned as is: the IR node's
+    field validation rejects it, naming the field)."""
     a = np.asarray(v).ravel()
     return tuple(int(x) for x in (np.repeat(a, n) if a.size == 1 else a))
 

@@ -13,7 +13,7 @@ state; this is how the executor streams step by step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -34,6 +34,12 @@ class StateSlot:
         self.value = value
 
 
+@overload
+def param(a: np.ndarray) -> nn.Parameter: ...
+@overload
+def param(a: None) -> None: ...
+@overload
+def param(a: np.ndarray | None) -> nn.Parameter | None: ...
 def param(a: np.ndarray | None) -> nn.Parameter | None:
     """A numpy array as an ``nn.Parameter`` (``None`` passes through)."""
     return None if a is None else nn.Parameter(torch.tensor(np.asarray(a)))

@@ -250,7 +250,9 @@ def count_add(module: Any, node: Any, inputs: tuple[Any, ...], output: Any) -> d
     xs = tensors(inputs)
     if len(xs) < 2:
         return {}
-    n = sum((x != 0).to(torch.int32) for x in xs)
+    n = (xs[0] != 0).to(torch.int32)  # nonzero operands per position (broadcast)
+    for x in xs[1:]:
+        n = n + (x != 0).to(torch.int32)
     return {"elem_adds": int((n - 1).clamp_min_(0).sum())}
 
 
@@ -369,8 +371,8 @@ register_op(OpSpec(ir.Output, "graph output", lambda n, _: nn.Identity(), module
 
 
 # ---------------------------------------------------------------- modules that are not one IR op
-for _cls in (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout):
-    register_adapter(_cls)  # identities at inference: bypassed by the tracer, free for the recorder
+for _bypassed in (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout):
+    register_adapter(_bypassed)  # identities at inference: bypassed by the tracer, free for the recorder
 
 
 def _record_only(cls: type, rule: OpRule) -> ModuleAdapter:

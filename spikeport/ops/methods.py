@@ -72,7 +72,7 @@ def count_gc(module: Any, node: Any, inputs: tuple[Any, ...], output: Any) -> di
     t, b, c = x.shape[:3]
     nz = _nz(x)
     spiking = value_class(x) in ("binary", "signed_binary")
-    out = {"elem_macs": 2 * nz + t * b * 2 * c * _gc_hidden(module, node), "elem_adds": 0}
+    out: dict[str, float] = {"elem_macs": 2 * nz + t * b * 2 * c * _gc_hidden(module, node), "elem_adds": 0}
     out["elem_adds" if spiking else "elem_macs"] += nz
     return out
 
@@ -138,6 +138,8 @@ def count_fsta(module: Any, node: Any, inputs: tuple[Any, ...], output: Any) -> 
 # ---------------------------------------------------------------- executor modules
 class _TemporalShift(nn.Module):
     """TS-SNN shift on ``[T, B, C, ...]`` (same ops as ``spikeport.models.methods.TemporalShift``)."""
+
+    alpha: torch.Tensor  # buffer
 
     def __init__(self, n: ir.TemporalShift) -> None:
         super().__init__()

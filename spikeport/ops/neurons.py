@@ -12,7 +12,7 @@ the docstrings of :mod:`spikeport.converter.nir_io` and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -39,6 +39,12 @@ from spikeport.ops.spec import (
 __all__ = ["neuron_rule", "execute_neuron", "per_layer", "to_numpy"]
 
 
+@overload
+def to_numpy(t: torch.Tensor) -> np.ndarray: ...
+@overload
+def to_numpy(t: None) -> None: ...
+@overload
+def to_numpy(t: torch.Tensor | None) -> np.ndarray | None: ...
 def to_numpy(t: torch.Tensor | None) -> np.ndarray | None:
     """Detached CPU numpy copy of a tensor (``None`` passes through)."""
     return None if t is None else t.detach().cpu().numpy().copy()

@@ -33,13 +33,16 @@ nodes (an STAA block); see :func:`register_adapter`.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Final, Union
 
 from spikeport.errors import GraphError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from dataclasses import _MISSING_TYPE
+
     from torch import nn
 
     from spikeport.converter.ir import IRNode, Shape
@@ -51,7 +54,7 @@ __all__ = ["CAPABILITIES", "Refused", "Refusal", "ModuleAdapter", "NeuronDynamic
            "all_specs", "module_adapter", "builtin_adapters", "refusal", "iter_capabilities",
            "AdapterResult", "MISSING", "energy_rule_at", "unregister_op", "qualified_name"]
 
-MISSING = dataclasses.MISSING
+MISSING: Final = dataclasses.MISSING
 """What :func:`module_adapter` returns for a module class no adapter knows."""
 
 CAPABILITIES = ("trace", "execute", "energy", "nir_export", "nir_import", "onnx", "onnx_stream", "loihi")
@@ -113,7 +116,7 @@ class ModuleAdapter:
     convert: ConvertFn
     known: tuple[type | str, ...] = ()
     methods: tuple[str, ...] = ("forward",)
-    energy: OpRule | None = None
+    energy: OpRule | Refused | None = None
     framework: str = "torch"
     op: type | None = None
     tuple_output: bool | Callable[[Any], bool] = False
@@ -148,7 +151,7 @@ class ModuleAdapter:
         out = self.convert(m, name)
         if out is None:
             return []
-        return [out] if not isinstance(out, (list, tuple)) else list(out)
+        return list(out) if isinstance(out, Sequence) else [out]
 
 
 @dataclass(frozen=True)
@@ -334,7 +337,7 @@ def _ensure_loaded() -> None:
     global _LOADED
     if not _LOADED:
         _LOADED = True
-        import spikeport.ops.builtin  # noqa: F401  (declares the built-in specs)
+        importlib.import_module("spikeport.ops.builtin")  # declares the built-in specs
 
 
 def register_op(spec: OpSpec, *, replace: bool = False) -> OpSpec:
@@ -349,8 +352,9 @@ def register_op(spec: OpSpec, *, replace: bool = False) -> OpSpec:
     if spec.node in _OPS and not replace:
         raise GraphError(f"op {spec.name} is already registered; pass replace=True to replace its spec")
     if isinstance(spec.modules, tuple):
-        spec = dataclasses.replace(spec, modules=tuple(dataclasses.replace(a, op=spec.node) for a in spec.modules))
-        for a in spec.modules:
+        adapters = tuple(dataclasses.replace(a, op=spec.node) for a in spec.modules)
+        spec = dataclasses.replace(spec, modules=adapters)
+        for a in adapters:
             register_adapter(a, replace=replace)
     _OPS[spec.node] = spec
     return spec
@@ -413,8 +417,8 @@ def spec_of(node: Any) -> OpSpec:
     return spec
 
 
-def builtin_adapters() -> Mapping[type, ModuleAdapter | None]:
-    """Every registered module adapter by module class (``None`` = bypass)."""
+def builtin_adapters() -> Mapping[type | str, ModuleAdapter | None]:
+    """Every registered module adapter by module class or qualified class name (``None`` = bypass)."""
     _ensure_loaded()
     return _ADAPTERS
 
@@ -436,7 +440,7 @@ def module_adapter(cls: type) -> ModuleAdapter | None | object:
     return dataclasses.MISSING
 
 
-def energy_rule_at(cls: type) -> OpRule | Refused | None | object:
+def energy_rule_at(cls: type) -> OpRule | Refused | None | _MISSING_TYPE:
     """The built-in energy rule declared *at* class ``cls`` (no MRO walk; the recorder walks it).
 
     Returns the op's rule for an IR node type, the rule of a module adapter (its own for
@@ -447,11 +451,11 @@ def energy_rule_at(cls: type) -> OpRule | Refused | None | object:
     if cls in _OPS:
         return _OPS[cls].energy
     a = _adapter_at(cls)
-    if a is not MISSING:
-        if a is None:
-            from spikeport.energy.rules import OpRule
+    if a is None:
+        from spikeport.energy.rules import OpRule
 
-            return OpRule("free")
+        return OpRule("free")
+    if isinstance(a, ModuleAdapter):
         if a.energy is not None:
             return a.energy
         if a.op is not None and a.op in _OPS:

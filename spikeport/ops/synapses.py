@@ -7,7 +7,7 @@ become Dense/Conv synapse processes (BatchNorm folded into them first).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 from torch import nn
@@ -54,18 +54,22 @@ def _zero_padding(m: nn.Module, name: str) -> None:
         raise GraphError(f"module '{name}': padding_mode='{m.padding_mode}' is not supported (only zero padding)")
 
 
+@overload
+def _padding(m: Any, name: str, n: Literal[1]) -> tuple[int]: ...
+@overload
+def _padding(m: Any, name: str, n: Literal[2]) -> tuple[int, int]: ...
 def _padding(m: Any, name: str, n: int) -> tuple[int, ...]:
     p = m.padding
     if p == "valid":
-        return (0,) * n
+        return _nir.ints(0, n)
     if p == "same":
         k, d = m.kernel_size, m.dilation
         total = [d[i] * (k[i] - 1) for i in range(n)]
         if any(t % 2 for t in total):
             raise GraphError(f"module '{name}': padding='same' with an even effective kernel is asymmetric; "
                              "use explicit padding")
-        return tuple(t // 2 for t in total)
-    return tuple(int(v) for v in p)
+        return _nir.ints([t // 2 for t in total], n)
+    return _nir.ints(p, n)
 
 
 # ---------------------------------------------------------------- adapters
@@ -75,20 +79,21 @@ def _from_linear(m: nn.Linear, name: str) -> ir.Linear:
 
 def _from_conv1d(m: nn.Conv1d, name: str) -> ir.Conv1d:
     _zero_padding(m, name)
-    return ir.Conv1d(name, weight=to_numpy(m.weight), bias=to_numpy(m.bias), stride=m.stride,
-                     padding=_padding(m, name, 1), dilation=m.dilation, groups=m.groups)
+    return ir.Conv1d(name, weight=to_numpy(m.weight), bias=to_numpy(m.bias), stride=_nir.ints(m.stride, 1),
+                     padding=_padding(m, name, 1), dilation=_nir.ints(m.dilation, 1), groups=m.groups)
 
 
 def _from_conv2d(m: nn.Conv2d, name: str) -> ir.Conv2d:
     _zero_padding(m, name)
-    return ir.Conv2d(name, weight=to_numpy(m.weight), bias=to_numpy(m.bias), stride=m.stride,
-                     padding=_padding(m, name, 2), dilation=m.dilation, groups=m.groups)
+    return ir.Conv2d(name, weight=to_numpy(m.weight), bias=to_numpy(m.bias), stride=_nir.ints(m.stride, 2),
+                     padding=_padding(m, name, 2), dilation=_nir.ints(m.dilation, 2), groups=m.groups)
 
 
 def _from_convt2d(m: nn.ConvTranspose2d, name: str) -> ir.ConvTranspose2d:
     _zero_padding(m, name)
-    return ir.ConvTranspose2d(name, weight=to_numpy(m.weight), bias=to_numpy(m.bias), stride=m.stride,
-                              padding=m.padding, output_padding=m.output_padding, dilation=m.dilation,
+    return ir.ConvTranspose2d(name, weight=to_numpy(m.weight), bias=to_numpy(m.bias),
+                              stride=_nir.ints(m.stride, 2), padding=_nir.ints(m.padding, 2),
+                              output_padding=_nir.ints(m.output_padding, 2), dilation=_nir.ints(m.dilation, 2),
                               groups=m.groups)
 
 
@@ -114,7 +119,8 @@ class _Linear(nn.Linear):
 
 def _exec_linear(n: ir.Linear, _: list[Any]) -> nn.Module:
     m = _Linear(n.in_features, n.out_features, bias=n.bias is not None, device="meta")
-    m.weight, m.bias = param(n.weight), param(n.bias)
+    m.weight = param(n.weight)
+    m.register_parameter("bias", param(n.bias))  # nn.Linear types `bias` as a Parameter; it may be None
     return m
 
 
@@ -217,26 +223,32 @@ def _import_linear(name: str, node: Any, ctx: NirContext) -> list[Any]:
     return [ir.Linear(name, weight=w, bias=np.asarray(node.bias) if t == "Affine" else None)]
 
 
+@overload
+def _conv_padding(node: Any, n: Literal[1]) -> tuple[int]: ...
+@overload
+def _conv_padding(node: Any, n: Literal[2]) -> tuple[int, int]: ...
 def _conv_padding(node: Any, n: int) -> tuple[int, ...]:
     p = node.padding
     if isinstance(p, str):
         if p == "valid":
-            return (0,) * n
+            return _nir.ints(0, n)
         k, d = node.weight.shape[2:], _nir.ints(node.dilation, n)
         total = [d[i] * (k[i] - 1) for i in range(n)]
         if any(t % 2 for t in total):
             raise GraphError("NIR conv with padding='same' and an even kernel is asymmetric; not supported")
-        return tuple(t // 2 for t in total)
+        return _nir.ints([t // 2 for t in total], n)
     return _nir.ints(p, n)
 
 
 def _import_conv(name: str, node: Any, ctx: NirContext) -> list[Any]:
-    n = 1 if type(node).__name__ == "Conv1d" else 2
     b = np.asarray(node.bias)
     bias = None if not np.any(b) else b
-    cls = ir.Conv1d if n == 1 else ir.Conv2d
-    return [cls(name, weight=np.asarray(node.weight), bias=bias, stride=_nir.ints(node.stride, n),
-                padding=_conv_padding(node, n), dilation=_nir.ints(node.dilation, n), groups=int(node.groups))]
+    if type(node).__name__ == "Conv1d":
+        return [ir.Conv1d(name, weight=np.asarray(node.weight), bias=bias, stride=_nir.ints(node.stride, 1),
+                          padding=_conv_padding(node, 1), dilation=_nir.ints(node.dilation, 1),
+                          groups=int(node.groups))]
+    return [ir.Conv2d(name, weight=np.asarray(node.weight), bias=bias, stride=_nir.ints(node.stride, 2),
+                      padding=_conv_padding(node, 2), dilation=_nir.ints(node.dilation, 2), groups=int(node.groups))]
 
 
 # ---------------------------------------------------------------- the specs

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -44,6 +44,8 @@ from spikeport.converter.ir.neuron import NeuronNode
 from spikeport.converter.ir.node import Param, param_field
 from spikeport.errors import GraphError
 from spikeport.ops.spec import ModuleAdapter, NeuronDynamics, NirMapping, OpSpec, Refused, register_op
+
+_Class = TypeVar("_Class", bound=type[Any])
 
 __all__ = ["spiking_neuron"]
 
@@ -58,7 +60,8 @@ def _value(v: Any) -> Any:
 
 
 def spiking_neuron(*, params: Sequence[str], ops: tuple[int, int] = (1, 2), binary: bool = True,
-                   name: str | None = None, summary: str = "", replace: bool = False) -> Callable[[type], type]:
+                   name: str | None = None, summary: str = "", replace: bool = False
+                   ) -> Callable[[_Class], _Class]:
     """Class decorator registering a hand-written neuron module as an IR op (see the module docstring).
 
     Args:
@@ -76,7 +79,7 @@ def spiking_neuron(*, params: Sequence[str], ops: tuple[int, int] = (1, 2), bina
     if not names or not all(isinstance(p, str) and p.isidentifier() for p in names):
         raise GraphError(f"spiking_neuron: params must be attribute names, got {params!r}")
 
-    def deco(cls: type) -> type:
+    def deco(cls: _Class) -> _Class:
         step = getattr(cls, "step", None)
         if not callable(step):
             raise GraphError(f"spiking_neuron: {cls.__name__} needs a static method step(x, state, *, "

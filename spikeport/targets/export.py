@@ -34,7 +34,7 @@ import inspect
 import json
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,7 +277,8 @@ def target_options(target: str) -> list[str]:
     from spikeport.targets.nir import export_nir
     from spikeport.targets.onnx import export_onnx, export_onnx_stream
 
-    writer = {"onnx": export_onnx, "onnx-stream": export_onnx_stream, "nir": export_nir}.get(target)
+    writers: dict[str, Callable[..., Any]] = {"onnx": export_onnx, "onnx-stream": export_onnx_stream, "nir": export_nir}
+    writer = writers.get(target)
     fn = writer if writer is not None else TARGETS.get(target)
     fixed = {"model", "path", "timesteps", "input_shape", "source"}
     return sorted(n for n, p in inspect.signature(fn).parameters.items()

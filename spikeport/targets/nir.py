@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeport._io import atomic_path
+from spikeport.errors import ExportError
 from spikeport.targets.torch_runner import TorchRunner, check_input_budget
 from spikeport.targets.verify import (
     DEFAULT_ATOL,
@@ -111,6 +112,9 @@ def export_nir(model: Any, path: str | os.PathLike, *, input_shape: Sequence[int
         if check:
             t = check_timesteps(timesteps if timesteps is not None else (getattr(model, "timesteps", None) or 4))
             ref = TorchRunner(graph)
+            if ref.input_shape is None:
+                raise ExportError(f"graph '{graph.name}': unknown input shape for the import-back check; pass "
+                                  "input_shape (e.g. --input-shape 1,8,8)")
             check_input_budget(t, batch + 1, ref.input_shape)
             data = check_data or random_check_data(ref.input_shape, timesteps=t, batch=batch, seed=seed, scale=scale)
             comp = compare(ref, NirRunner(tmp), data.batches, atol=atol, tie_eps=tie_eps,  # dt from the metadata

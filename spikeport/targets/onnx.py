@@ -51,10 +51,10 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -74,6 +74,9 @@ from spikeport.targets.verify import (
     silent_reference_layers,
     vacuous_message,
 )
+
+if TYPE_CHECKING:
+    from spikeport.converter import LoweredModule
 
 __all__ = ["OnnxExport", "OnnxRunner", "export_onnx", "export_onnx_stream", "read_onnx_meta", "EXPORTERS",
            "META_KEY", "DEFAULT_OPSET"]
@@ -175,7 +178,7 @@ def _flatten_state(state: dict[str, Any], specs: list[_StateSpec]) -> list[torch
 class _StreamGraph(nn.Module):
     """``(x_t, *states)`` -> ``(logits_t, *new_states, *spikes_t)`` over ``LoweredModule.step``."""
 
-    def __init__(self, executor: nn.Module, specs: list[_StateSpec], templates: dict[str, type],
+    def __init__(self, executor: LoweredModule, specs: list[_StateSpec], templates: dict[str, Callable[..., Any]],
                  layers: list[tuple[str, nn.Module]], with_spikes: bool) -> None:
         super().__init__()
         self.executor = executor
@@ -199,7 +202,8 @@ class _StreamGraph(nn.Module):
         return (y, *_flatten_state(new, self._specs), *(rec[n][0][0] for n, _ in self._layers))
 
 
-def _state_specs(executor: Any, input_shape: tuple[int, ...]) -> tuple[list[_StateSpec], dict[str, type]]:
+def _state_specs(executor: Any, input_shape: tuple[int, ...]
+                 ) -> tuple[list[_StateSpec], dict[str, Callable[..., Any]]]:
     """Probe one step at two batch sizes to find every state tensor, its shape and batch axis."""
     probes = []
     with torch.no_grad():
@@ -207,7 +211,7 @@ def _state_specs(executor: Any, input_shape: tuple[int, ...]) -> tuple[list[_Sta
             _, st = executor.step(torch.zeros(b, *input_shape), state=None)
             probes.append(st)
     specs: list[_StateSpec] = []
-    templates: dict[str, type] = {}
+    templates: dict[str, Callable[..., Any]] = {}  # NamedTuple state classes, rebuilt from their fields
     for key in sorted(probes[0]):
         v2, v3 = probes[0][key], probes[1][key]
         if isinstance(v2, torch.Tensor):
@@ -353,6 +357,8 @@ class _SumPool2d(nn.Module):
         k = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size, pool.kernel_size)
         self.pool = copy.copy(pool)
         self.pool.divisor_override, self.pool.count_include_pad = None, True
+        if pool.divisor_override is None:  # _onnx_friendly replaces only pools with a divisor_override
+            raise ExportError(f"_SumPool2d: {pool} has no divisor_override (use it only for SumPool's AvgPool2d)")
         self.factor = float(k[0] * k[1]) / float(pool.divisor_override)
         self.ir_name, self.ir_node = getattr(pool, "ir_name", None), getattr(pool, "ir_node", None)
 
@@ -376,8 +382,8 @@ def _onnx_friendly(executor: nn.Module) -> nn.Module:
 
 def _prepare(model: Any, input_shape: Sequence[int] | None, use_ir: bool | str) -> tuple[TorchRunner, tuple[int, ...]]:
     ref = TorchRunner(model, device="cpu", input_shape=input_shape, use_ir=use_ir)
-    graph = getattr(ref.module, "graph", None)
-    if ref.is_ir and len(graph.input_nodes()) != 1:
+    graph = getattr(ref.module, "graph", None) if ref.is_ir else None  # an IR executor's SpikeGraph
+    if graph is not None and len(graph.input_nodes()) != 1:
         raise ExportError(f"graph '{graph.name}' has {len(graph.input_nodes())} inputs; the ONNX targets export "
                           "single-input models")
     if ref.input_shape is None:
@@ -623,7 +629,8 @@ class OnnxRunner:
         for s in states:
             shape = [b if i == s["batch_axis"] else d for i, d in enumerate(s["shape"])]
             feed[s["input"]] = np.zeros(shape, dtype=np.float32)
-        logits, spk = [], {o: [] for o in spike_out}
+        logits: list[Any] = []
+        spk: dict[str, list[Any]] = {o: [] for o in spike_out}
         for t in range(xa.shape[0]):
             feed["x"] = xa[t]
             res = dict(zip(self._outputs, self._session_run(feed), strict=False))

@@ -24,9 +24,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -127,11 +127,23 @@ def spike_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     if isinstance(module, LoweredModule):
         return [(n, m) for n, m in module.named_node_modules()
                 if getattr(getattr(m, "ir_node", None), "family", "") == "neuron"]
-    out = []
+    out: list[tuple[str, nn.Module]] = []
     for name, m in module.named_modules():
         if isinstance(m, SpikingNeuron) and not any(name.startswith(p + ".") for p, _ in out):
             out.append((name, m))
     return out
+
+
+@runtime_checkable
+class _Replayable(Protocol):
+    """A spiking layer that can be replayed step by step with a replaced surrogate (spikeport's neurons and the
+    executor's neuron modules)."""
+
+    surrogate: Callable[[torch.Tensor], torch.Tensor]
+
+    def init_state(self, x_t: torch.Tensor) -> Any: ...
+
+    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]: ...
 
 
 class _Recorder:
@@ -223,6 +235,8 @@ class TorchRunner:
             h.remove()
         current = torch.cat(got)
         probe = copy.deepcopy(mod)
+        if not isinstance(probe, _Replayable):
+            raise ConfigError(f"spike layer '{layer}' ({type(mod).__name__}) has no surrogate and step() to replay")
         rec = _Recorder()
         probe.surrogate = rec
         state = probe.init_state(current[0])

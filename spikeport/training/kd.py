@@ -11,7 +11,8 @@ logits, :math:`p = \mathrm{softmax}(z/\tau)`, :math:`q = \mathrm{softmax}(z_{tea
 * ``hta_kl``: head-tail aware KL (HTA-KL, arXiv 2504.20445),
   :math:`\mathrm{CE}(z, y) + \lambda\,\tau^2\,[w_h\,\mathrm{KL}(q\|p) + w_t\,\mathrm{KL}(p\|q)]`.
 * ``tser``: temporal separation + entropy regularisation (TSER, arXiv 2503.03144),
-  :math:`\frac{1}{T}\sum_t[(1-\alpha)\mathrm{CE}(o_t, y) + \alpha\tau^2\mathrm{KL}(q\|p_t)] - \gamma\frac{1}{T}\sum_t H(p_t)`.
+  :math:`\frac{1}{T}\sum_t[(1-\alpha)\mathrm{CE}(o_t, y) + \alpha\tau^2\mathrm{KL}(q\|p_t)] -
+  \gamma\frac{1}{T}\sum_t H(p_t)`.
 
 The divergence terms are also exposed as functions (:func:`kd_kl_term`,
 :func:`hta_kl_term`, :func:`head_tail_mask`, :func:`tser_terms`) for tests and analysis.

@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from spikeport.data import DatasetSplit
 from spikeport.errors import ConfigError
@@ -108,7 +108,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def _loader(split: DatasetSplit, batch_size: int, shuffle: bool, generator: torch.Generator | None,
             num_workers: int) -> DataLoader:
-    sampler = None
+    sampler: Sampler[int] | None = None
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         from torch.utils.data.distributed import DistributedSampler
 
@@ -145,6 +145,8 @@ def evaluate(model: nn.Module, split: DatasetSplit, *, timesteps: int, encoder: 
     if samples is not None:
         if samples <= 0:
             raise ConfigError(f"samples must be positive, got {samples}")
+        if not isinstance(data, Sized):
+            raise ConfigError(f"dataset '{split.name}' has no length to take the first {samples} samples of")
         data = Subset(data, range(min(samples, len(data))))
     correct, total, loss_sum = 0, 0, 0.0
     preds: list[torch.Tensor] = []
@@ -204,6 +206,7 @@ def train(model: nn.Module, train_split: DatasetSplit, test_split: DatasetSplit 
         for p in teacher.parameters():
             p.requires_grad_(False)
     loader = _loader(train_split, cfg.batch_size, True, gen, cfg.num_workers)
+    opt: torch.optim.Optimizer
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     else:
@@ -216,6 +219,8 @@ def train(model: nn.Module, train_split: DatasetSplit, test_split: DatasetSplit 
     # disable=None: tqdm hides the bar when stderr is not a terminal (logs, CI)
     bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=None if (cfg.progress and is_main) else True,
                leave=False)
+    seen: float  # counts: ints, floats once summed over ranks
+    correct: float
     for epoch in bar:
         if distributed and hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)

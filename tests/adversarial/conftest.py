@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 from spikeport.cli import main
 
@@ -142,7 +143,7 @@ def assets(tmp_path_factory) -> Path:
     write_variant(ck, d / "nan.pt", state_dict=nan_sd)
     write_variant(ck, d / "inf.pt", state_dict=inf_sd)
     write_variant(ck, d / "shape.pt", state_dict={k: v[..., :1].clone() for k, v in sd.items()})
-    write_variant(ck, d / "missing_key.pt", state_dict={k: v for k, v in list(sd.items())[1:]})
+    write_variant(ck, d / "missing_key.pt", state_dict=dict(list(sd.items())[1:]))
     write_variant(ck, d / "sd_list.pt", state_dict=[1, 2])
     write_variant(ck, d / "no_format.pt", format=None)
     write_variant(ck, d / "version.pt", version=99)

@@ -19,6 +19,7 @@ def exported(tmp_path_factory, assets):
     import h5py
     import onnx
     from onnx import numpy_helper
+
     from spikeport.cli import main
 
     d = tmp_path_factory.mktemp("exported")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 
 

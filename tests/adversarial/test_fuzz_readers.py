@@ -34,6 +34,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from spikeport.checkpoint import CheckpointInfo, read_checkpoint, save_checkpoint
 from spikeport.errors import SpikeportError
 
@@ -199,11 +200,12 @@ def _netx_seed(path: Path) -> Path:
 
 
 def _nir_seed(path: Path) -> Path:
+    from torch import nn
+
     from spikeport.converter import trace
     from spikeport.converter.nir_io import write_nir
     from spikeport.models import layers as L
     from spikeport.models.neurons.modules import IF, LIF
-    from torch import nn
 
     torch.manual_seed(0)
     net = nn.Sequential(L.Conv2d(1, 2, 3, padding=1), L.BatchNorm2d(2), LIF(tau=2.0), L.Flatten(),

@@ -9,17 +9,15 @@ and bounded to a few seconds.
 
 from __future__ import annotations
 
-import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from spikeport.models import layers as L
-from spikeport.models.neurons.modules import IF, LIF
 from torch import nn
 
-converter = pytest.importorskip("spikeport.converter")
-from spikeport.converter import ir, lower, trace  # noqa: E402
-from spikeport.converter.passes import fold_batchnorm  # noqa: E402
+from spikeport.converter import ir, lower, nir_io, trace
+from spikeport.converter.passes import fold_batchnorm
+from spikeport.models import layers as L
+from spikeport.models.neurons.modules import IF, LIF
 
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -142,7 +140,6 @@ def test_batchnorm_folding_preserves_outputs(drawn, t, b):
 @SETTINGS
 @given(random_net(soft_reset=False), st.integers(1, 4), st.integers(1, 2))
 def test_nir_file_round_trip_preserves_outputs(tmp_path_factory, drawn, t, b):
-    nir_io = pytest.importorskip("spikeport.converter.nir_io")
     net, seed = drawn
     net, x, ref = _run(net, seed, t, b)
     path = tmp_path_factory.mktemp("nir") / "net.nir"

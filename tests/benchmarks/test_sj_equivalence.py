@@ -15,8 +15,9 @@ import pytest
 import torch
 
 pytest.importorskip("spikingjelly.activation_based.neuron")
-from spikeport.models import create_model  # noqa: E402
-from spikingjelly.activation_based import functional as sj_functional  # noqa: E402
+from spikingjelly.activation_based import functional as sj_functional
+
+from spikeport.models import create_model
 
 T, B, SHAPE = 2, 2, (3, 8, 8)
 

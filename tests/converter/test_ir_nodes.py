@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from spikeport.converter import ir
 from spikeport.converter.ir.node import encode_value
 from spikeport.errors import GraphError

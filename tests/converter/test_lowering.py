@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from spikeport.converter import SpikeGraph, ir, lower, trace
 from spikeport.errors import DataError, GraphError
 from spikeport.models import MODELS, create_model, list_models

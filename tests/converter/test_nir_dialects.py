@@ -7,6 +7,7 @@ import nir
 import numpy as np
 import pytest
 import torch
+
 from spikeport.converter import SpikeGraph, ir, lower, trace
 from spikeport.converter.nir_io import (
     from_nir,

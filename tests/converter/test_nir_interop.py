@@ -86,6 +86,7 @@ def test_spikeport_energy_of_a_producer_file_reports_its_firing_rates(bench, tmp
     p = prod.PRODUCERS["snntorch"]
     _skip_unless("snntorch", p)
     import nir
+
     from spikeport.cli import main
 
     x, _ = prod.digits_inputs(6, 8, False)

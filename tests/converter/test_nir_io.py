@@ -1,10 +1,13 @@
 """NIR exchange: hand-written NIR files import and run with hand-checked outputs; export; exact round trips; errors."""
 
+import itertools
+
 import h5py
 import nir
 import numpy as np
 import pytest
 import torch
+
 from spikeport.converter import SpikeGraph, ir, lower, trace
 from spikeport.converter.nir_io import DEFAULT_DT, read_nir, to_nir, write_nir
 from spikeport.errors import GraphError, SpikeportError, UnsupportedNodeError
@@ -27,7 +30,7 @@ def _write(tmp_path, nodes, edges, name="g.nir", type_check=True):
 
 def _chain(*pairs):
     names = [n for n, _ in pairs]
-    return dict(pairs), list(zip(names[:-1], names[1:]))
+    return dict(pairs), list(itertools.pairwise(names))
 
 
 def test_affine_lif(tmp_path):

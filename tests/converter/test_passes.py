@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from spikeport.converter import SpikeGraph, ir, lower, trace
 from spikeport.converter.passes import fold_batchnorm, fold_constants, propagate_shapes, remove_dead_nodes, run_passes
 from spikeport.errors import GraphError
 from spikeport.models import create_model
 from spikeport.models import layers as L
-from torch import nn
 
 
 def _random_bn(model, seed=0):
@@ -75,7 +76,7 @@ def test_fold_bn_linear_and_conv1d():
     assert modified and not folded.nodes_of_type(ir.BatchNorm)
     x, x2 = torch.randn(2, 3, 5), torch.randn(2, 3, 2, 6)
     with torch.no_grad():
-        for a, b in zip(lower(g)(x, x2), lower(folded)(x, x2)):
+        for a, b in zip(lower(g)(x, x2), lower(folded)(x, x2), strict=True):
             assert (a - b).abs().max() < 1e-5
 
 

@@ -1,7 +1,9 @@
 """SpikeGraph: typed access, validation messages, JSON/GraphML file round trips for every node type."""
 
+import networkx as nx
 import numpy as np
 import pytest
+
 from spikeport.converter import SpikeGraph, ir
 from spikeport.errors import GraphError
 
@@ -30,7 +32,7 @@ def test_typed_access_and_order():
     assert [n.name for n in g.nodes_of_type(ir.Linear, ir.IF)] == ["fc", "n"]
     with pytest.raises(GraphError, match="has no node 'ad'.*did you mean 'add'"):
         g.node("ad")
-    with pytest.raises(Exception):
+    with pytest.raises(nx.NetworkXError, match="Frozen"):
         g.nx.add_node("z")  # read-only view
 
 

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from spikeport.converter import ir, lower, register_handler, trace, unregister_handler
 from spikeport.converter.tracer import resolve_handler
 from spikeport.errors import GraphError
 from spikeport.models import layers as L
 from spikeport.models.neurons import IF, LIF
-from torch import nn
 
 
 class Residual(nn.Module):
@@ -93,7 +94,9 @@ def test_handler_precedence_extra_over_user_over_builtin():
             register_handler(nn.Linear, user)
         g = trace(Net(), extra_handlers={Custom: None})
         assert seen == ["user"] and not g.node("body.0").weight.any()
-        extra = lambda m, name: ir.ReLU(name)  # noqa: E731
+        def extra(m, name):
+            return ir.ReLU(name)
+
         g = trace(Net(), extra_handlers={Custom: None, L.Linear: extra})
         assert isinstance(g.node("body.0"), ir.ReLU) and seen == ["user"]
     finally:

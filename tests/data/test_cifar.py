@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from spikeport.data import get_dataset
 from spikeport.data.cifar import (
     CIFAR10_MEAN,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from spikeport.data import get_dataset, list_datasets
 from spikeport.data.digits import load_digits_arrays
 

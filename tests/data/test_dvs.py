@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from spikeport.data import get_dataset
 from spikeport.data.dvs import (
     CIFAR10DVS_CLASSES,

@@ -7,6 +7,7 @@ replies and events to fd 4, each message a JSON object ending with a NUL byte.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -83,10 +84,8 @@ class Chromium:
                     self._proc.wait(10)
         finally:
             for fd in (self._to_chrome, self._from_chrome):
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass
             shutil.rmtree(self._profile, ignore_errors=True)
 
     # ---------------------------------------------------------------- protocol

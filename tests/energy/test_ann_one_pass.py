@@ -4,12 +4,13 @@ import json
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from spikeport.data import get_dataset
 from spikeport.energy import estimate, write_report
 from spikeport.energy.analyze import record_model, recording_target
 from spikeport.models import create_model
 from spikeport.models.encoders import encode
-from torch.utils.flop_counter import FlopCounterMode
 
 
 def _one_step_macs(model, x_one_step):

@@ -3,12 +3,13 @@
 import pandas as pd
 import pytest
 import torch
+from torch import nn
+
 from spikeport.energy import OpRule, estimate, neurobench_ops, record_spikes, value_class
 from spikeport.energy.record import SynapseRecord, UnmeasuredError
 from spikeport.errors import ConfigError
 from spikeport.models import layers as L
 from spikeport.models.neurons import IF
-from torch import nn
 
 
 def _counts(model: nn.Module, x: torch.Tensor, **kw) -> dict:

@@ -2,11 +2,12 @@
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from spikeport.converter import lower, trace
 from spikeport.energy import estimate, record_spikes
 from spikeport.energy.record import NeuronRecord
 from spikeport.models import create_model
-from torch.utils.flop_counter import FlopCounterMode
 
 
 @pytest.mark.parametrize("name", ["resnet19", "resnet18", "vgg11"])

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import spikeport._memory as memory
 import torch
+
+import spikeport._memory as memory
 from spikeport.energy import analyze, load_hardware_toml, load_npy_input, write_report
 from spikeport.energy.report import MAX_FIG_INCHES, REPORT_FILES, figures
 from spikeport.errors import ConfigError, DataError
@@ -128,3 +129,19 @@ def test_npy_input_refuses_non_finite_and_empty_time(tmp_path):
         load_npy_input(str(p))
     np.save(p, np.arange(8, dtype=np.int64).reshape(2, 4))  # integers are always finite
     assert load_npy_input(str(p)).shape == (2, 4)
+
+
+def test_unsized_datasets_are_refused_by_name_and_streamed_through_a_loader(mlp):
+    """An IterableDataset has no len(): passed bare it is refused with the fix; in a DataLoader it is recorded."""
+    x = torch.from_numpy(np.random.default_rng(1).random((5, 1, 8, 8), dtype=np.float32))
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(list(x))
+
+    with pytest.raises(ConfigError, match="Stream has no length.*DataLoader"):
+        analyze(mlp, Stream(), timesteps=2, batch_size=2)
+    streamed = analyze(mlp, torch.utils.data.DataLoader(Stream(), batch_size=2), timesteps=2)
+    direct = analyze(mlp, x, timesteps=2, batch_size=2)
+    assert streamed.meta["samples"] == direct.meta["samples"] == 5
+    assert streamed.layers.equals(direct.layers)

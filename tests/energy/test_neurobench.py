@@ -2,11 +2,12 @@
 
 import pytest
 import torch
+from torch import nn
+
 from spikeport.energy import neurobench_ops, record_spikes
 from spikeport.models import create_model
 from spikeport.models import layers as L
 from spikeport.models.neurons import IF, LIF
-from torch import nn
 
 neurobench = pytest.importorskip("neurobench")
 pytestmark = pytest.mark.peers

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+
 from spikeport.energy import analyze, compare_reports, estimate, get_hardware, load_hardware_toml, write_report
 from spikeport.energy.hardware import EnergyModel
 from spikeport.energy.report import FIGURE_FILES, REPORT_FILES

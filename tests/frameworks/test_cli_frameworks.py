@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from spikeport.cli import main
 
 pytestmark = pytest.mark.peers
@@ -71,8 +72,9 @@ def test_sinabs_state_buffers_are_dropped_with_a_note(model_of, capsys, tmp_path
 def test_a_wrong_adapter_fails_against_the_original(model_of, capsys, tmp_path):
     """PLIF read as tau = 2 (its initial value) instead of its learned tau: the export reproduces that wrong IR
     exactly, so only the comparison with the model itself can catch it, and does."""
-    from spikeport.converter import ir, register_handler, unregister_handler
     from spikingjelly.activation_based.neuron import ParametricLIFNode
+
+    from spikeport.converter import ir, register_handler, unregister_handler
 
     tr = model_of("sj_mlp")
     plif = tr.load().model.spikeport_inner[4]

@@ -11,6 +11,7 @@ import itertools
 
 import pytest
 import torch
+
 from spikeport.converter.tracer import convert_module, layout_scope
 from spikeport.ops._torch import NeuronModule
 
@@ -77,8 +78,9 @@ def test_spikingjelly_neurons(kind, v_reset, decay_input, mode):
 
 def test_spikingjelly_refusals():
     pytest.importorskip("spikingjelly")
-    from spikeport.errors import GraphError
     from spikingjelly.activation_based import neuron, surrogate
+
+    from spikeport.errors import GraphError
 
     with pytest.raises(GraphError, match=r"module 'n' .*spiking=False.*analog"):
         _node(neuron.IFNode(surrogate_function=surrogate.Sigmoid(spiking=False), step_mode="m"), "tb")
@@ -230,6 +232,7 @@ def test_sinabs_neurons(cls, spike, reset, min_v, tau_syn, norm):
 def test_sinabs_squeeze_reset_value_and_refusals():
     sl = pytest.importorskip("sinabs.layers")
     from sinabs.activation import MembraneReset, SingleSpike
+
     from spikeport.errors import GraphError
 
     x = _currents(1.5)
@@ -282,6 +285,7 @@ def test_slayer_cuba(thr, cd, vd, graded):
 def test_slayer_block_adapters_build_the_block_chain():
     _slayer()
     import lava.lib.dl.slayer as slayer
+
     from spikeport.converter.ir import Delay, SlayerCUBA, SlayerDense
 
     params = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03}

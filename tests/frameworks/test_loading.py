@@ -7,9 +7,10 @@ import textwrap
 
 import pytest
 import torch
+from torch import nn
+
 from spikeport.errors import CheckpointError
 from spikeport.models.loading import load_model
-from torch import nn
 
 
 def test_the_factory_folder_is_importable_and_sys_path_restored(tmp_path):

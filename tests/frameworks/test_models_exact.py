@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from spikeport.converter import lower, trace
 from spikeport.frameworks import ForeignModel
 from spikeport.frameworks.runner import OriginalRunner
 from spikeport.targets.torch_runner import TorchRunner
-from torch import nn
 
 pytestmark = pytest.mark.peers
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from spikeport.cli import main
 
 from .training import one_thread

@@ -7,6 +7,8 @@ from functools import partial
 import pytest
 import torch
 import torch.fx
+from torch import nn
+
 from spikeport.errors import ConfigError
 from spikeport.models import layers as L
 from spikeport.models.backbones import BasicBlock, SpikingResNet, SpikingVGG, create_resnet, num_params
@@ -19,7 +21,6 @@ from spikeport.models.backbones.digits_variants import (
 )
 from spikeport.models.methods import FSTA, FSTALIF, METHOD_LEAF_MODULES, STAABlock, TemporalShift
 from spikeport.models.neurons import DALIF, LIF, SpikingNeuron
-from torch import nn
 
 
 # ---------------------------------------------------------------- parameter formulas (independent of the code)
@@ -43,7 +44,7 @@ def _resnet_params(stem, stages, blocks, in_ch=3, k=10, flat_hw=1):
     for c in stem:
         n += _conv(prev, c) + _bn(c)
         prev = c
-    for i, (c, nb) in enumerate(zip(stages, blocks)):
+    for i, (c, nb) in enumerate(zip(stages, blocks, strict=True)):
         for j in range(nb):
             n += _block(prev, c, 2 if (i > 0 and j == 0) else 1)
             prev = c

@@ -1,10 +1,11 @@
 import pytest
 import torch
+from torch import nn
+
 from spikeport.errors import ConfigError
 from spikeport.models import create_model, list_models
 from spikeport.models import layers as L
 from spikeport.models.encoders import encode
-from torch import nn
 
 
 def test_direct_encoding_repeats():

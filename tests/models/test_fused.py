@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 import torch
+
 from spikeport.errors import ConfigError
 from spikeport.models.neurons import DALIF, LIF, PLIF, fused
 
@@ -60,7 +61,7 @@ def assert_same(ref, got, tol):
     (s0, g0), (s1, g1) = ref, got
     assert torch.equal(s0, s1), "spikes differ"
     assert len(g0) == len(g1)
-    for a, b in zip(g0, g1):
+    for a, b in zip(g0, g1, strict=True):
         assert a.shape == b.shape and a.dtype == b.dtype
         torch.testing.assert_close(b, a, atol=tol, rtol=tol)
 
@@ -103,7 +104,7 @@ def test_no_grad_and_parameter_only_gradients():
     # input without grad: only the coefficients get gradients
     g_ref = torch.autograd.grad(eager(x), list(eager.parameters()), gout)
     g_fast = torch.autograd.grad(fast(x), list(fast.parameters()), gout)
-    for a, b in zip(g_ref, g_fast):
+    for a, b in zip(g_ref, g_fast, strict=True):
         torch.testing.assert_close(b, a, atol=1e-9, rtol=1e-9)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from spikeport.errors import ConfigError
 from spikeport.models.methods import (
     FSTA,

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from spikeport.errors import ConfigError
 from spikeport.models.neurons import DALIF, IF, LIF, PLIF, CubaLIF, create_neuron
 from spikeport.models.neurons import functional as F

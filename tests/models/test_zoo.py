@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from spikeport.errors import ConfigError
 from spikeport.models import MODELS, create_model, list_models
 

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from spikeport.cli import main
 from spikeport.converter import ir, lower, trace
 from spikeport.energy import estimate, record_spikes
@@ -28,7 +30,6 @@ from spikeport.models import methods as S
 from spikeport.models.neurons import modules as N
 from spikeport.ops import CAPABILITIES, LoihiMapping, Refused, all_specs, refusal
 from spikeport.ops.spec import builtin_adapters
-from torch import nn
 
 from ..converter.samples import sample_nodes, wrap
 

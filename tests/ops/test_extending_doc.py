@@ -27,7 +27,7 @@ def test_the_worked_example_runs(tmp_path, monkeypatch, capsys):
     ns = module.__dict__
     try:
         for code in blocks:
-            exec(compile(code, str(DOC), "exec"), ns)  # noqa: S102 - our own documentation
+            exec(compile(code, str(DOC), "exec"), ns)  # our own documentation
         node_type = ns["AdaptiveLIF"]
         assert find_spec(node_type) is not None and (tmp_path / "alif.onnx").is_file()
         assert not (tmp_path / "alif.nir").exists()  # refused: nothing written

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from spikeport.converter import lower, trace
 from spikeport.energy import estimate, record_spikes
 from spikeport.errors import UnsupportedNodeError
 from spikeport.models import layers as L
 from spikeport.ops import refusal, spec_of, spiking_neuron, unregister_op
-from torch import nn
 
 
 def heaviside(u: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
 from spikeport.converter import SpikeGraph, ir, lower
 from spikeport.targets.lava.quantize import FloatLayer
 

@@ -13,6 +13,8 @@ import os
 
 import pytest
 import torch
+from torch import nn
+
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 from spikeport.cli import main
 from spikeport.commands import export as export_cmd
@@ -21,7 +23,6 @@ from spikeport.errors import ConfigError, ExportError
 from spikeport.models import MODELS, create_model, list_models
 from spikeport.targets import verify as V
 from spikeport.targets.torch_runner import RunResult, TorchRunner
-from torch import nn
 
 
 def _listing(d):

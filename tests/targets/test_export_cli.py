@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import spikeport.targets.export as texport
 import torch
+from torch import nn
+
+import spikeport.targets.export as texport
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 from spikeport.cli import main
 from spikeport.models import create_model
-from torch import nn
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 from spikeport.cli import main
 from spikeport.data.digits import load_digits_arrays

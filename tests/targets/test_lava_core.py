@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+
 from spikeport.converter.tracer import convert_module
 from spikeport.errors import DataError, ExportError, GraphError
 from spikeport.targets.lava import (
@@ -229,7 +230,7 @@ def test_write_netx_reads_back_every_key(tmp_path):
         assert f["layer/1"].attrs["spikeport_name"] == "conv1"
     back = read_netx(path)
     assert back.input_shape == net.input_shape and len(back.layers) == 3
-    for a, b in zip(net.layers, back.layers):
+    for a, b in zip(net.layers, back.layers, strict=True):
         for field in ("kind", "shape", "i_decay", "v_decay", "v_th_mant", "stride", "padding", "groups", "scale"):
             assert getattr(a, field) == getattr(b, field), field
         for arr in ("weight", "bias"):

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from spikeport.cli import main
 from spikeport.converter import SpikeGraph, ir
 from spikeport.data import get_dataset
@@ -366,7 +367,6 @@ def test_lava_equals_reference_vgg_avg_and_max(netx, vgg, tmp_path):
 def test_every_pool_and_or_op_declares_its_window():
     """Conformance over the registry: each op with a pool/or Loihi role gives a window (or a Refusal) per node."""
     from spikeport.ops import LoihiMapping, Refusal, all_specs
-
     from tests.converter.samples import sample_nodes
 
     samples = {type(n).__name__: (n, shapes) for n, shapes in sample_nodes()}

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from spikeport.cli import main
 from spikeport.converter import SpikeGraph, ir
 from spikeport.data.digits import load_digits_arrays
@@ -30,7 +32,6 @@ from spikeport.targets.lava import (
 from spikeport.targets.nir import to_graph
 from spikeport.targets.torch_runner import TorchRunner
 from spikeport.targets.verify import compare
-from torch import nn
 
 from .lava_float import float_spikes
 

@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from torch import nn
+
 from spikeport.errors import DataError, ExportError, UnsupportedNodeError
 from spikeport.models import MODELS, create_model, list_models
 from spikeport.models import layers as L
@@ -25,7 +27,6 @@ from spikeport.targets import onnx as tonnx
 from spikeport.targets.onnx import OnnxRunner, export_onnx, export_onnx_stream, read_onnx_meta
 from spikeport.targets.torch_runner import TorchRunner
 from spikeport.targets.verify import compare
-from torch import nn
 
 # streaming export for every streamable digits model and one CIFAR-size one (the other CIFAR backbones are made
 # of the same node types; their sequence export is tested below)
@@ -234,7 +235,7 @@ def _ir_cases():
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "converter"))
-    from samples import sample_nodes, wrap  # noqa: E402  (tests/converter/samples.py)
+    from samples import sample_nodes, wrap  # tests/converter/samples.py
 
     for node, shapes in sample_nodes():
         if len(shapes) == 1:
@@ -275,7 +276,7 @@ def test_multi_input_graph_is_refused(tmp_path):
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "converter"))
-    from samples import sample_nodes, wrap  # noqa: E402
+    from samples import sample_nodes, wrap  # tests/converter/samples.py
 
     node, shapes = next((n, s) for n, s in sample_nodes() if n.op == "Mul")
     with pytest.raises(ExportError, match="2 inputs"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from spikeport.data import get_dataset
 from spikeport.errors import ConfigError, ExportError, UnsupportedNodeError
 from spikeport.models import create_model
@@ -14,7 +16,6 @@ from spikeport.targets.nir import NirRunner, export_nir
 from spikeport.targets.onnx import export_onnx
 from spikeport.targets.torch_runner import RunResult, TorchRunner
 from spikeport.targets.verify import Comparator, compare, dataset_batches, random_batches, verify_export
-from torch import nn
 
 NO_CUDA = not torch.cuda.is_available()
 

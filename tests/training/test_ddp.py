@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+
 from spikeport.errors import ConfigError
 from spikeport.training import distributed as dist
 
@@ -30,10 +31,11 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
+    from torch.utils.data import Subset
+
     from spikeport.data import DatasetSplit, get_dataset
     from spikeport.models import create_model
     from spikeport.training import TrainConfig, train
-    from torch.utils.data import Subset
 
     with dist.distributed_session("cpu") as info:
         full = get_dataset("digits", train=True)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from spikeport.errors import ConfigError
 from spikeport.training import kd
 from spikeport.training.losses import LOSSES, create_loss, needs_teacher

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from spikeport.errors import ConfigError
 from spikeport.training.losses import LOSSES, create_loss, register_loss
 

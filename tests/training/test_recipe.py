@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from spikeport.checkpoint import load_checkpoint
 from spikeport.cli import build_parser, main
 from spikeport.commands.train import resolve_options

@@ -6,6 +6,8 @@ import json
 
 import pytest
 import torch
+from torch.utils.data import Subset
+
 from spikeport.checkpoint import load_checkpoint
 from spikeport.cli import main
 from spikeport.data import DatasetSplit, get_dataset
@@ -13,7 +15,6 @@ from spikeport.errors import ConfigError
 from spikeport.models import create_model
 from spikeport.runtime import to_sequence
 from spikeport.training import TrainConfig, evaluate, train
-from torch.utils.data import Subset
 
 
 def _subset(n: int, train_split: bool = True) -> DatasetSplit:

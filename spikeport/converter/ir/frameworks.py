@@ -178,7 +178,7 @@ class SnnTorchSynaptic(_FrameworkNeuron):
             raise self._fail("graded_spikes_factor", "must be non-zero (snnTorch divides by it)")
 
 
-def _dt(node: IRNode) -> None:
+def _dt(node: NorseLIF | NorseLIFBox) -> None:
     if not isinstance(node.dt, (int, float)) or isinstance(node.dt, bool) or not math.isfinite(node.dt) \
             or node.dt <= 0:
         raise node._fail("dt", f"must be a number > 0, got {node.dt!r}")

@@ -46,9 +46,23 @@ class NeuronNode(IRNode):
     family = "neuron"
     stateful = True
 
+    def _out_shape(self, in_shapes: list[Shape]) -> Shape:
+        s = in_shapes[0]
+        names = list(self.arrays())
+        self._require_param_shapes(s, 0, *names)
+        return s
+
+
+class _ResetNeuron(NeuronNode):
+    """Base of spikeport's own neurons: a threshold ``v_threshold`` and a hard (``v_reset``) or soft (``None``)
+    reset. No fields of its own: each neuron declares them."""
+
+    v_threshold: Param
+    v_reset: Param | None
+
     @property
     def soft_reset(self) -> bool:
-        return self.v_reset is None  # type: ignore[attr-defined]
+        return self.v_reset is None
 
     def _check_common(self) -> None:
         _positive(self, "v_threshold")
@@ -58,15 +72,9 @@ class NeuronNode(IRNode):
         if hasattr(self, "start_at_reset"):
             object.__setattr__(self, "start_at_reset", bool(start))
 
-    def _out_shape(self, in_shapes: list[Shape]) -> Shape:
-        s = in_shapes[0]
-        names = list(self.arrays())
-        self._require_param_shapes(s, 0, *names)
-        return s
-
 
 @dataclass(frozen=True, eq=False, repr=False)
-class IF(NeuronNode):
+class IF(_ResetNeuron):
     r"""Integrate-and-fire: :math:`H[t] = V[t-1] + x[t]`.
 
     Args:
@@ -84,7 +92,7 @@ class IF(NeuronNode):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class LIF(NeuronNode):
+class LIF(_ResetNeuron):
     r"""Leaky integrate-and-fire with a fixed time constant :math:`\tau` in timesteps.
 
     * ``decay_input=True``:  :math:`H[t] = V[t-1] + \frac{1}{\tau}\big(x[t] - (V[t-1] - V_{leak})\big)`
@@ -124,7 +132,7 @@ class LIF(NeuronNode):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class PLIF(NeuronNode):
+class PLIF(_ResetNeuron):
     r"""Parametric LIF: the LIF equations with a learned :math:`1/\tau = \mathrm{sigmoid}(w)`.
 
     Args:
@@ -149,7 +157,7 @@ class PLIF(NeuronNode):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class DALIF(NeuronNode):
+class DALIF(_ResetNeuron):
     r"""Dual-adaptive LIF (DA-LIF): :math:`H[t] = \beta V[t-1] + \alpha x[t]`.
 
     :math:`\alpha` is the spatial (input) decay and :math:`\beta` the temporal
@@ -176,7 +184,7 @@ class DALIF(NeuronNode):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class CubaLIF(NeuronNode):
+class CubaLIF(_ResetNeuron):
     r"""Current-based LIF (Loihi CUBA):
 
     .. math::

@@ -32,7 +32,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 Shape = tuple[int, ...]
-Param = Union[float, np.ndarray]
+Param = float | np.ndarray
 
 NODE_TYPES: dict[str, type[IRNode]] = {}
 """Every concrete IR node class by class name (filled by ``IRNode.__init_subclass__``)."""

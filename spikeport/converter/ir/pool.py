@@ -25,12 +25,17 @@ def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
     return n
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class _Pool2d(IRNode):
+    """Shared checks and shape rule of the 2-D pools (no fields of its own: each pool declares them)."""
+
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+
     family = "pool"
 
     def _check(self) -> None:
-        k, p = self.kernel_size, self.padding  # type: ignore[attr-defined]
+        k, p = self.kernel_size, self.padding
         if any(2 * p[i] > k[i] for i in range(2)):
             raise self._fail("padding", f"must be at most half the kernel size {k}, got {p}")
 
@@ -41,7 +46,7 @@ class _Pool2d(IRNode):
         s = in_shapes[0]
         if len(s) != 3:
             raise InputShapeError(self, 0, "[C, H, W]", s, "2-D pooling needs a (C, H, W) input")
-        k, st, p, d = self.kernel_size, self.stride, self.padding, self._dilation()  # type: ignore[attr-defined]
+        k, st, p, d = self.kernel_size, self.stride, self.padding, self._dilation()
         ceil = getattr(self, "ceil_mode", False)
         hw = tuple(_pool_out(s[i + 1], k[i], st[i], p[i], d[i], ceil) for i in range(2))
         if min(hw) < 1:
@@ -107,5 +112,5 @@ class AdaptiveAvgPool(IRNode):
         """The equivalent fixed :class:`AvgPool` when the input divides evenly, else ``None``."""
         if len(in_shape) != 3 or any(in_shape[i + 1] % self.output_size[i] for i in range(2)):
             return None
-        k = tuple(in_shape[i + 1] // self.output_size[i] for i in range(2))
+        k = (in_shape[1] // self.output_size[0], in_shape[2] // self.output_size[1])
         return AvgPool(self.name, kernel_size=k, stride=k)

@@ -23,8 +23,8 @@ def conv_out_size(size: int, kernel: int, stride: int, padding: int, dilation: i
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _check_bias(node: IRNode, out_channels: int) -> None:
-    b = node.bias  # type: ignore[attr-defined]
+def _check_bias(node: Linear | _ConvBase, out_channels: int) -> None:
+    b = node.bias
     if b is not None and b.shape != (out_channels,):
         raise node._fail("bias", f"must have shape ({out_channels},) to match the weight, got {list(b.shape)}")
 
@@ -67,31 +67,33 @@ class Linear(IRNode):
         return self.in_features
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class _ConvBase(IRNode):
-    """Shared checks of the convolutions (``nd`` spatial axes)."""
+    """Shared checks of the convolutions (``nd`` spatial axes; no fields of its own: each convolution declares
+    them)."""
+
+    weight: np.ndarray
+    bias: np.ndarray | None
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
 
     nd = 2
 
     def _check(self) -> None:
-        w = self.weight  # type: ignore[attr-defined]
+        w = self.weight
         if w.ndim != self.nd + 2:
             raise self._fail("weight", f"must be {self.nd + 2}-D, got shape {list(w.shape)}")
-        if self.groups < 1:  # type: ignore[attr-defined]
-            raise self._fail("groups", f"must be >= 1, got {self.groups}")  # type: ignore[attr-defined]
-        if min(self.stride) < 1 or min(self.dilation) < 1:  # type: ignore[attr-defined]
+        if self.groups < 1:
+            raise self._fail("groups", f"must be >= 1, got {self.groups}")
+        if min(self.stride) < 1 or min(self.dilation) < 1:
             raise self._fail("stride", "and dilation must be >= 1")
 
     def fan_in(self) -> int:
-        w = self.weight  # type: ignore[attr-defined]
-        return int(np.prod(w.shape[1:]))
+        return int(np.prod(self.weight.shape[1:]))
 
 
 class _ForwardConv(_ConvBase):
     """Checks of the forward convolutions, weight ``(C_out, C_in / groups, *kernel)``."""
-
-    weight: np.ndarray
-    groups: int
 
     def _check(self) -> None:
         super()._check()

@@ -127,15 +127,15 @@ def _bounds(node: ir.IRNode, ins: list[tuple[torch.Tensor, torch.Tensor]]) -> tu
             lo, hi = lo + a, hi + b
         return lo, hi
     if isinstance(node, ir.Scale):
-        s = torch.tensor(np.asarray(node.scale, dtype=np.float32))
+        sc = torch.tensor(np.asarray(node.scale, dtype=np.float32))
         lo, hi = ins[0]
-        s = s.reshape(*s.shape, *([1] * (lo.dim() - 1 - s.dim()))) if s.dim() else s
-        a, b = lo * s, hi * s
+        sc = sc.reshape(*sc.shape, *([1] * (lo.dim() - 1 - sc.dim()))) if sc.dim() else sc
+        a, b = lo * sc, hi * sc
         return torch.minimum(a, b), torch.maximum(a, b)
     if isinstance(node, (ir.Linear, ir.Conv1d, ir.Conv2d)):
         lo, hi = ins[0]
         w = torch.tensor(np.asarray(node.weight, dtype=np.float32))
-        b = None if node.bias is None else torch.tensor(np.asarray(node.bias, dtype=np.float32))
+        bias = None if node.bias is None else torch.tensor(np.asarray(node.bias, dtype=np.float32))
         wp, wn = w.clamp(min=0), w.clamp(max=0)
         if isinstance(node, ir.Linear):
             def op(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -146,15 +146,15 @@ def _bounds(node: ir.IRNode, ins: list[tuple[torch.Tensor, torch.Tensor]]) -> tu
             def op(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
                 return conv(x, k, None, node.stride, node.padding, node.dilation, node.groups)
         out_hi, out_lo = op(hi, wp) + op(lo, wn), op(lo, wp) + op(hi, wn)
-        if b is not None:
+        if bias is not None:
             shape = (-1,) + (1,) * (out_hi.dim() - 2)
-            out_hi, out_lo = out_hi + b.reshape(shape), out_lo + b.reshape(shape)
+            out_hi, out_lo = out_hi + bias.reshape(shape), out_lo + bias.reshape(shape)
         return out_lo, out_hi
     if isinstance(node, (ir.AvgPool, ir.SumPool)):
         lo, hi = ins[0]
-        k, s, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
+        k, st, p = _pair(node.kernel_size), _pair(node.stride), _pair(node.padding)
         div = 1 if isinstance(node, ir.SumPool) else None
-        return (F.avg_pool2d(lo, k, s, p, divisor_override=div), F.avg_pool2d(hi, k, s, p, divisor_override=div))
+        return (F.avg_pool2d(lo, k, st, p, divisor_override=div), F.avg_pool2d(hi, k, st, p, divisor_override=div))
     return None
 
 

@@ -407,8 +407,10 @@ def load_nir(source: Any, *, dt: float | None = None, integration: str | None = 
     """
     from spikeport.converter.lower import lower
 
-    opts = {"dt": dt, "integration": integration, "producer": producer, "reset": reset, "assume": assume}
-    graph = read_nir(source, **opts) if isinstance(source, (str, os.PathLike)) else from_nir(source, **opts)
+    if isinstance(source, (str, os.PathLike)):
+        graph = read_nir(source, dt=dt, integration=integration, producer=producer, reset=reset, assume=assume)
+    else:
+        graph = from_nir(source, dt=dt, integration=integration, producer=producer, reset=reset, assume=assume)
     return lower(graph, device)
 
 

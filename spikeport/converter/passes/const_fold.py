@@ -24,7 +24,7 @@ __all__ = ["fold_constants"]
 _SYNAPSES = (ir.Linear, ir.Conv1d, ir.Conv2d, ir.ConvTranspose2d)
 
 
-def _scaled(syn: ir.IRNode, s: float, bias: bool) -> ir.IRNode:
+def _scaled(syn: ir.Linear | ir.Conv1d | ir.Conv2d | ir.ConvTranspose2d, s: float, bias: bool) -> ir.IRNode:
     w = (syn.weight.astype(np.float64) * s).astype(syn.weight.dtype)
     b = syn.bias
     if bias and b is not None:
@@ -57,8 +57,9 @@ def _fold_one(g: SpikeGraph) -> bool:
                 bypass(g, sc.name)
                 return True
         dst = sole_user(g, sc.name)
-        if dst is not None and isinstance(g.node(dst), _SYNAPSES) and not edge.recurrent:
-            g.replace(_scaled(g.node(dst), sc.scale, bias=False))
+        dst_node = g.node(dst) if dst is not None else None
+        if dst is not None and isinstance(dst_node, _SYNAPSES) and not edge.recurrent:
+            g.replace(_scaled(dst_node, sc.scale, bias=False))
             _note(g, dst, sc.name)
             bypass(g, sc.name)
             return True

@@ -12,6 +12,8 @@ removed and the synapse records ``meta["folded_bn"]``.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import numpy as np
 
 from spikeport.converter import ir
@@ -21,7 +23,7 @@ from spikeport.converter.passes._util import bypass, sole_user
 __all__ = ["fold_batchnorm"]
 
 
-def _foldable(g: SpikeGraph, syn: ir.IRNode) -> bool:
+def _foldable(syn: ir.IRNode, g: SpikeGraph) -> TypeGuard[ir.Linear | ir.Conv1d | ir.Conv2d | ir.ConvTranspose2d]:
     if isinstance(syn, ir.Linear):
         return len(g.shape(syn.name)) == 1  # BN channel axis == features only for per-step shape (F,)
     if isinstance(syn, ir.ConvTranspose2d):
@@ -39,7 +41,7 @@ def fold_batchnorm(graph: SpikeGraph) -> tuple[SpikeGraph, bool]:
         if len(edges) != 1 or edges[0].recurrent:
             continue
         syn = g.node(edges[0].src)
-        if not _foldable(g, syn) or sole_user(g, syn.name) != bn.name:
+        if not _foldable(syn, g) or sole_user(g, syn.name) != bn.name:
             continue
         a, shift = bn.scale_shift()
         w = syn.weight.astype(np.float64)

@@ -3,7 +3,7 @@
 Importing this package registers every model family with the zoo.
 """
 
-from spikeport.models.backbones import digits_variants, resnet, vgg  # noqa: F401  (registration)
+from spikeport.models.backbones import digits_variants, resnet, vgg
 from spikeport.models.backbones._common import ChannelFactory, neuron_factory, num_params
 from spikeport.models.backbones.resnet import (
                                                RESNET_CFGS,
@@ -16,5 +16,6 @@ from spikeport.models.backbones.resnet import (
 )
 from spikeport.models.backbones.vgg import VGG_CFGS, SpikingVGG
 
-__all__ = ["ChannelFactory", "neuron_factory", "num_params", "BasicBlock", "SpikingResNet", "RESNET_CFGS",
+__all__ = ["digits_variants", "resnet", "vgg",  # the families' modules (importing them registers their models)
+           "ChannelFactory", "neuron_factory", "num_params", "BasicBlock", "SpikingResNet", "RESNET_CFGS",
            "create_resnet", "ts_hooks", "staa_hooks", "fsta_hooks", "SpikingVGG", "VGG_CFGS"]

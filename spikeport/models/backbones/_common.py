@@ -41,7 +41,7 @@ def check_input_shape(owner: str, input_shape: Sequence[int]) -> tuple[int, int,
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
         raise ConfigError(f"{owner}: input_shape must be three positive integers (C, H, W), got {input_shape!r}")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def check_int_tuple(owner: str, name: str, values: Sequence[int], length: int | None = None) -> tuple[int, ...]:

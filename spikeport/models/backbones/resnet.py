@@ -165,7 +165,7 @@ class SpikingResNet(nn.Module):
         self.stem = nn.Sequential(*layers)
 
         stages = []
-        for c, n, s in zip(chans, blocks, strides):
+        for c, n, s in zip(chans, blocks, strides, strict=True):
             blks = []
             for i in range(n):
                 blks.append(BasicBlock(prev, c, s if i == 0 else 1, act_layer=block_act, pre_conv=pre_conv,

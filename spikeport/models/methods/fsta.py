@@ -93,6 +93,7 @@ class FSTA(nn.Module):
     """
 
     is_causal = False
+    dct_basis: torch.Tensor  # buffer [F, 1, k, k]
 
     def __init__(self, channels: int, timesteps: int, freq_num: int = 49, reduction: int = 1) -> None:
         super().__init__()
@@ -110,6 +111,7 @@ class FSTA(nn.Module):
         k = _DCT_SIZES[freq_num]
         self.dct_padding = k // 2
         self.register_buffer("dct_basis", dct_basis_2d(k).unsqueeze(1), persistent=False)  # [F, 1, k, k]
+        self.freq_attention: nn.Module
         if reduction == 1:
             self.freq_attention = nn.Conv2d(freq_num, 1, kernel_size=7, padding=3, bias=False)
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 from torch import nn
 
@@ -13,7 +13,7 @@ from spikeport.models.neurons.modules import DALIF, IF, LIF, PLIF, CubaLIF
 
 __all__ = ["NEURONS", "NeuronType", "create_neuron", "ANN_NEURONS"]
 
-NeuronType = Union[str, Callable[..., nn.Module]]
+NeuronType = str | Callable[..., nn.Module]
 
 NEURONS: Registry = Registry("neuron")
 for _n, _c in (("if", IF), ("lif", LIF), ("plif", PLIF), ("dalif", DALIF), ("cuba_lif", CubaLIF)):

@@ -22,7 +22,7 @@ reset carries no gradient.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import torch
 
@@ -43,7 +43,7 @@ __all__ = [
     "CubaState",
 ]
 
-Scalar = Union[float, torch.Tensor]
+Scalar = float | torch.Tensor
 
 
 class CubaState(NamedTuple):
@@ -75,7 +75,8 @@ def dalif_charge(x: torch.Tensor, v: torch.Tensor, alpha: Scalar, beta: Scalar) 
     return beta * v + alpha * x
 
 
-def cuba_charge(x: torch.Tensor, state: CubaState, i_decay: Scalar, v_decay: Scalar) -> tuple[torch.Tensor, torch.Tensor]:
+def cuba_charge(x: torch.Tensor, state: CubaState, i_decay: Scalar,
+                v_decay: Scalar) -> tuple[torch.Tensor, torch.Tensor]:
     """CUBA-LIF: returns ``(I[t], H[t])``."""
     i = state.i * (1.0 - i_decay) + x
     return i, state.v * (1.0 - v_decay) + i
@@ -87,7 +88,8 @@ def fire(h: torch.Tensor, v_threshold: Scalar, surrogate: Surrogate) -> torch.Te
     return surrogate(h - v_threshold)
 
 
-def reset(h: torch.Tensor, s: torch.Tensor, v_threshold: Scalar, v_reset: float | None, detach_reset: bool) -> torch.Tensor:
+def reset(h: torch.Tensor, s: torch.Tensor, v_threshold: Scalar, v_reset: float | None,
+          detach_reset: bool) -> torch.Tensor:
     """Hard reset to ``v_reset`` or soft reset (subtract threshold) when ``v_reset is None``."""
     sr = s.detach() if detach_reset else s
     if v_reset is None:

@@ -42,8 +42,9 @@ shape and configuration, so it stays the user's choice (``torch.compile(model)``
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -65,7 +66,7 @@ __all__ = [
 
 
 BACKENDS = ("auto", "eager", "fused")
-Param = Union[float, torch.Tensor]
+Param = float | torch.Tensor
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -116,7 +117,9 @@ def triton_available() -> bool:
         try:
             import triton  # noqa: F401  (probe only)
             _TRITON = True
-        except Exception:  # ImportError, or a broken install raising anything else
+        except Exception as e:  # noqa: BLE001 - a broken Triton install raises anything; eager is the fallback
+            logging.getLogger(__name__).debug("triton unavailable (%s: %s); using the eager path",
+                                              type(e).__name__, e)
             _TRITON = False
     return _TRITON
 
@@ -192,8 +195,7 @@ def _charge(x_t: torch.Tensor, v: torch.Tensor | None, h: torch.Tensor, tmp: tor
     if cfg.mode == "dalif":  # beta * v + alpha * x
         torch.mul(x_t, c1, out=h)
         if v is not None:
-            torch.mul(v, c2, out=tmp)
-            h.add_(tmp)
+            h.add_(torch.mul(v, c2, out=tmp))  # torch.mul returns ``tmp`` (a fresh tensor only if ``tmp`` is None)
         return
     k = c1
     if v is None and vl != 0.0:  # rare: leak towards a non-zero reset from a zero state
@@ -242,16 +244,16 @@ def _forward(x: torch.Tensor, c1: Param, c2: Param, cfg: FusedConfig, H: torch.T
     T = x.shape[0]
     S = torch.empty(x.shape, dtype=x.dtype, device=x.device) if spikes else None
     one = torch.empty(x.shape[1:], dtype=x.dtype, device=x.device)
-    h_buf = one if H is None else None
-    s_buf = None if spikes else (torch.empty_like(one) if H is None else one)
+    # scratch for S[t] when the spikes are not kept (unused, and not allocated, when they are)
+    s_buf = one if S is not None else (torch.empty_like(one) if H is None else one)
     v = torch.empty_like(one) if T > 1 else None
     tmp = torch.empty_like(one) if cfg.mode == "dalif" and T > 1 else None
     for t in range(T):
-        h = h_buf if H is None else H[t]
+        h = one if H is None else H[t]  # one == h_buf when H is None
         _charge(x[t], v if t else None, h, tmp, c1, c2, cfg)
         s = s_buf if S is None else S[t]
         torch.ge(h, cfg.v_threshold, out=s)
-        if t < T - 1:
+        if v is not None and t < T - 1:  # v exists whenever T > 1
             _reset(h, s, v, cfg)
     return S
 
@@ -337,8 +339,18 @@ def _finish(acc: torch.Tensor | None, scale: float, p: torch.Tensor) -> torch.Te
     return (acc * scale).reshape(p.shape).to(p.dtype)
 
 
+def _grad_coef(p: Param, needed: bool, name: str) -> torch.Tensor | None:
+    """Coefficient ``p`` when its gradient is ``needed`` (autograd asks only for tensor inputs), else ``None``."""
+    if not needed:
+        return None
+    if not isinstance(p, torch.Tensor):
+        raise RuntimeError(f"fused neuron backward: gradient requested for coefficient {name}, "
+                           f"which is a {type(p).__name__}, not a tensor")
+    return p
+
+
 def _backward(gs: torch.Tensor, X: torch.Tensor, c1: Param, c2: Param, cfg: FusedConfig,
-              need: tuple[bool, bool, bool]):
+              need: tuple[bool, bool, bool]) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """BPTT by hand. Returns ``(grad_x, grad_c1, grad_c2)`` (``None`` where not needed).
 
     ``c1``/``c2`` are the coefficients as given (``inv_tau`` and unused, or ``alpha``
@@ -357,49 +369,53 @@ def _backward(gs: torch.Tensor, X: torch.Tensor, c1: Param, c2: Param, cfg: Fuse
     g = torch.empty_like(G[0])
     e = torch.empty_like(G[0]) if T > 1 else None
     dalif = cfg.mode == "dalif"
-    need_x1 = need[1] and cfg.mode in ("lif_di", "dalif")  # d H / d c1 involves x
-    need_v = (need[1] and not dalif) or (need[2] and dalif)  # ... involves V[t-1]
-    vp = torch.empty_like(G[0]) if need_v and T > 1 else None
-    tmp = torch.empty_like(G[0]) if vp is not None else None
-    acc1 = acc2 = None
-    # With `fold`, G[t] holds a_X * dL/dH[t] = grad_x directly (the constant a_X is folded
+    t1 = _grad_coef(c1, need[1], "c1")  # the coefficients whose gradients are needed (None: not needed)
+    t2 = _grad_coef(c2, need[2] and dalif, "c2")
+    need_x1 = t1 is not None and cfg.mode in ("lif_di", "dalif")  # d H / d c1 involves x
+    need_v = (t1 is not None and not dalif) or t2 is not None  # ... involves V[t-1]
+    # V[t-1] and a scratch buffer for recomputing it
+    vbuf = (torch.empty_like(G[0]), torch.empty_like(G[0])) if need_v and T > 1 else None
+    acc1: torch.Tensor | None = None
+    acc2: torch.Tensor | None = None
+    # With a constant a_X (`fold`), G[t] holds a_X * dL/dH[t] = grad_x directly (a_X is folded
     # into the per-step product, saving a pass over [T, ...]); otherwise dL/dH[t] / scale.
-    fold = isinstance(a_x, float) and a_x != 0.0
+    fold_ax = a_x if isinstance(a_x, float) and a_x != 0.0 else None
     zero = torch.zeros((), dtype=G.dtype, device=G.device)
     scale = 1.0
     for t in range(T - 1, -1, -1):
         h = Gt = G[t]  # same memory: H[t] until overwritten below
         scale = _surrogate_step(h, g, cfg)
-        E, c = _reset_step(h, g, scale, a_v, cfg, e) if t < T - 1 else (None, 0.0)
-        torch.addcmul(zero, g, gs[t], value=a_x * scale if fold else 1.0, out=Gt)
+        E, c = _reset_step(h, g, scale, a_v, cfg, e) if e is not None and t < T - 1 else (None, 0.0)
+        torch.addcmul(zero, g, gs[t], value=fold_ax * scale if fold_ax is not None else 1.0, out=Gt)
         if t < T - 1:
             if E is None:
                 Gt.add_(G[t + 1], alpha=c)
             else:
                 Gt.addcmul_(E, G[t + 1], value=c)
-        if need_x1:
-            acc1 = _acc(acc1, Gt, X[t], c1)
-        if need[1] and not dalif and cfg.v_leak != 0.0:
-            acc1 = _acc(acc1, Gt, None, c1, cfg.v_leak)
-        if vp is not None and t > 0:
-            _after_reset(G[t - 1], vp, tmp, cfg)  # V[t-1]: G[t-1] still holds H[t-1]
-            if dalif:
-                acc2 = _acc(acc2, Gt, vp, c2)
-            else:
-                acc1 = _acc(acc1, Gt, vp, c1, -1.0)
-    unit = 1.0 / a_x if fold else scale  # turns accumulated G into dL/dH
-    g1 = _finish(acc1, unit, c1) if need[1] else None
-    g2 = _finish(acc2, unit, c2) if need[2] and dalif else None
+        if t1 is not None:
+            if need_x1:
+                acc1 = _acc(acc1, Gt, X[t], t1)
+            if not dalif and cfg.v_leak != 0.0:
+                acc1 = _acc(acc1, Gt, None, t1, cfg.v_leak)
+        if vbuf is not None and t > 0:
+            vp = _after_reset(G[t - 1], vbuf[0], vbuf[1], cfg)  # V[t-1]: G[t-1] still holds H[t-1]
+            if t2 is not None:  # DA-LIF: d H / d beta = V[t-1]
+                acc2 = _acc(acc2, Gt, vp, t2)
+            elif t1 is not None:  # LIF: d H / d inv_tau involves -V[t-1]
+                acc1 = _acc(acc1, Gt, vp, t1, -1.0)
+    unit = 1.0 / fold_ax if fold_ax is not None else scale  # turns accumulated G into dL/dH
+    g1 = _finish(acc1, unit, t1) if t1 is not None else None
+    g2 = _finish(acc2, unit, t2) if t2 is not None else None
     if not need[0]:
         return None, g1, g2
-    return (G if fold else G.mul_(a_x).mul_(scale)), g1, g2
+    return (G if fold_ax is not None else G.mul_(a_x).mul_(scale)), g1, g2
 
 
 class _FusedNeuron(torch.autograd.Function):
     """Whole-sequence neuron: saves only ``x`` (the membrane is recomputed in backward)."""
 
     @staticmethod
-    def forward(ctx, x, c1, c2, cfg):  # type: ignore[override]
+    def forward(ctx, x, c1, c2, cfg):
         spikes = _forward(x, _scalar(c1), _scalar(c2), cfg)
         t1 = c1 if isinstance(c1, torch.Tensor) else None
         t2 = c2 if isinstance(c2, torch.Tensor) else None
@@ -409,7 +425,7 @@ class _FusedNeuron(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, gs):  # type: ignore[override]
+    def backward(ctx, gs):
         X, t1, t2 = ctx.saved_tensors
         c1 = ctx.f1 if t1 is None else t1
         c2 = ctx.f2 if t2 is None else t2
@@ -438,7 +454,10 @@ def _run(x: torch.Tensor, c1: Param, c2: Param, cfg: FusedConfig) -> torch.Tenso
     grad = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (x, c1, c2))
     if grad:
         return _FusedNeuron.apply(x, c1, c2, cfg)
-    return _forward(x, _scalar(c1), _scalar(c2), cfg)
+    spikes = _forward(x, _scalar(c1), _scalar(c2), cfg)
+    if spikes is None:  # internal: _forward returns the spikes unless called with spikes=False
+        raise RuntimeError("fused neuron: the forward pass returned no spikes")
+    return spikes
 
 
 def _config(mode: str, v_threshold: float, v_reset: float | None, surrogate: str | Surrogate,
@@ -476,7 +495,7 @@ def lif_multistep(x: torch.Tensor, inv_tau: Param, *, v_threshold: float = 1.0, 
     """
     _check_x("lif_multistep", x)
     cfg = _config("lif_di" if decay_input else "lif", v_threshold, v_reset, surrogate, detach_reset)
-    return _run(x, inv_tau, None, cfg)
+    return _run(x, inv_tau, 0.0, cfg)  # LIF has no second coefficient: 0.0 is an unused placeholder
 
 
 def dalif_multistep(x: torch.Tensor, alpha: Param, beta: Param, *, v_threshold: float = 1.0,

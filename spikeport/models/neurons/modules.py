@@ -9,7 +9,7 @@ module exposes ``init_state(x_t)`` and ``step(x_t, state) -> (spikes, state)``.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -93,6 +93,13 @@ class IF(SpikingNeuron):
 
 class _LeakyNeuron(SpikingNeuron):
     """Shared step and fused path of LIF and PLIF (subclasses define ``inv_tau``, ``decay_input``, ``backend``)."""
+
+    if TYPE_CHECKING:  # declared for the type checker only: nn.Module attributes resolve to Tensor | Module
+        decay_input: bool
+        backend: str
+
+        @property
+        def inv_tau(self) -> fused.Param: ...
 
     def step(self, x_t, state):
         return F.lif_step(x_t, state, inv_tau=self.inv_tau, v_threshold=self.v_threshold, v_reset=self.v_reset,

@@ -72,13 +72,13 @@ def surrogate_grad(name: str, x: torch.Tensor, alpha: float) -> torch.Tensor:
 
 class _Heaviside(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, name: str, alpha: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, name: str, alpha: float) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.name, ctx.alpha = name, alpha
         return (x >= 0).to(x.dtype)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor):
         (x,) = ctx.saved_tensors
         return grad * surrogate_grad(ctx.name, x, ctx.alpha), None, None
 

@@ -179,8 +179,12 @@ def _coef(p: Param, C: int, x: torch.Tensor) -> torch.Tensor:
     return p.detach().reshape(-1).to(torch.float32).expand(C).contiguous()
 
 
-def _geometry(x: torch.Tensor, c1: Param, c2: Param):
-    C = max(_layout(x, c1), _layout(x, c2))
+def _geometry(x: torch.Tensor, c1: Param, c2: Param) -> tuple[int, int, torch.Tensor, torch.Tensor]:
+    l1, l2 = _layout(x, c1), _layout(x, c2)
+    if l1 is None or l2 is None:
+        raise ValueError(f"triton kernels: coefficient {'c1' if l1 is None else 'c2'} is neither one value nor one "
+                         f"per channel (dim 2) of the input {tuple(x.shape)}; check supports() first")
+    C = max(l1, l2)
     inner = math.prod(x.shape[3:]) if C > 1 else 1
     return C, inner, _coef(c1, C, x), _coef(c2, C, x)
 
@@ -211,7 +215,7 @@ def _reduce(part: torch.Tensor, p: torch.Tensor, step_shape: torch.Size) -> torc
 
 class _TritonNeuron(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, c1, c2, cfg):  # type: ignore[override]
+    def forward(ctx, x, c1, c2, cfg):
         xc = x.contiguous()
         C, inner, p1, p2 = _geometry(xc, c1, c2)
         s, h = _forward(xc, p1, p2, C, inner, cfg, keep_h=True)
@@ -224,7 +228,7 @@ class _TritonNeuron(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gs):  # type: ignore[override]
+    def backward(ctx, gs):
         h, xc, p1, p2, t1, t2 = ctx.saved_tensors
         cfg, (C, inner) = ctx.cfg, ctx.geom
         need_x, need_1, need_2 = ctx.needs_input_grad[:3]

@@ -149,7 +149,7 @@ def _spatial(syn: Any, b: Any, name: str) -> dict[str, tuple[int, int]]:
         v = tuple(int(a) for a in getattr(syn, key))
         if v[2] != last:
             raise refuse(b, name, f"synapse {key}={v}", "an operation along the time axis")
-        out[key] = v[:2]
+        out[key] = (v[0], v[1])
     return out
 
 
@@ -189,7 +189,7 @@ def _from_pool(b: Any, name: str) -> list[Any]:
     sp = _spatial(b.synapse, b, name)
     if sp["dilation"] != (1, 1):
         raise refuse(b, name, f"dilation={sp['dilation']}", "dilated pooling")
-    nodes: list[Any] = [fw.SlayerPool(f"{name}.synapse", kernel_size=tuple(w.shape[2:4]), stride=sp["stride"],
+    nodes: list[Any] = [fw.SlayerPool(f"{name}.synapse", kernel_size=(w.shape[2], w.shape[3]), stride=sp["stride"],
                                       padding=sp["padding"])]
     if float(vals) != 1.0:
         nodes.append(ir.Scale(f"{name}.weight", scale=float(vals)))

@@ -127,8 +127,8 @@ def _from_sumpool(m: Any, name: str) -> list[Any]:
     s = k if m.stride is None else ((m.stride, m.stride) if isinstance(m.stride, int) else tuple(m.stride))
     area = k[0] * k[1]
     if area & (area - 1) == 0:  # lp_pool2d averages then multiplies by k*k: exactly the sum for 2^n windows
-        return [ir.SumPool(name, kernel_size=k, stride=s, padding=0)]
-    return [ir.AvgPool(name, kernel_size=k, stride=s, padding=0), ir.Scale(f"{name}.area", scale=float(area))]
+        return [ir.SumPool(name, kernel_size=k, stride=s, padding=(0, 0))]
+    return [ir.AvgPool(name, kernel_size=k, stride=s, padding=(0, 0)), ir.Scale(f"{name}.area", scale=float(area))]
 
 
 def _loihi(node: fw.SinabsLIF) -> Any:

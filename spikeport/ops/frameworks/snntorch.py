@@ -127,11 +127,6 @@ def _unit_gsf(node: Any) -> bool:
     return bool(np.all(np.asarray(node.graded_spikes_factor) == 1))
 
 
-def _unit_gsf(node: Any) -> bool:
-    """Binary spikes unless a graded-spike factor other than 1 scales them."""
-    return bool(np.all(np.asarray(node.graded_spikes_factor) == 1))
-
-
 def _returns_tuple(m: Any) -> bool:
     """snnTorch neurons return ``spk`` with init_hidden, else ``(spk, [syn,] mem)``."""
     return bool(getattr(m, "output", False)) or not getattr(m, "init_hidden", False)

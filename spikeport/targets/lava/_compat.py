@@ -179,7 +179,7 @@ def enable_lava() -> ModuleType:
         try:
             with contextlib.redirect_stdout(captured):
                 import lava.lib.dl.netx as netx
-        except Exception as e:  # noqa: BLE001 - any import failure is reported the same way
+        except Exception as e:  # any import failure is reported the same way
             raise ExportError(f"lava-dl failed to import ({type(e).__name__}: {e}); reinstall it with "
                               f"`{LAVA_INSTALL_HINT}`") from e
         finally:

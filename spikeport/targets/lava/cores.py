@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spikeport.errors import GraphError
 from spikeport.targets.lava.deploy import LoihiDeployment
 from spikeport.targets.lava.graph import INPUT, Connection, LoihiGraph
 from spikeport.targets.lava.sidecar import READOUT_SUFFIX
@@ -38,8 +39,8 @@ def connection_counts(c: Connection, src_shape: tuple[int, ...]) -> tuple[torch.
     ones_w = torch.ones(w.shape, dtype=torch.float64)
     x = torch.ones(1, *src_shape, dtype=torch.float64, requires_grad=True)
     out = F.conv2d(x, ones_w, stride=c.stride, padding=c.padding, dilation=c.dilation, groups=c.groups)
-    out.sum().backward()
-    return out.detach()[0], x.grad[0]
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    return out.detach()[0], grad[0]
 
 
 def _peak_current(c: Connection, in_max: int) -> np.ndarray:
@@ -72,7 +73,7 @@ def loihi_summary(dep: LoihiDeployment) -> dict[str, Any]:
     g: LoihiGraph = dep.graph
     in_max = (2 ** dep.input_message_bits - 1) if dep.input_scale else 1
     fan_out: dict[str, torch.Tensor] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for p in g.populations:
         conns = g.incoming(p.name)
         fan_in = torch.zeros(p.shape[0], dtype=torch.float64) if len(p.shape) == 1 else None
@@ -84,6 +85,8 @@ def loihi_summary(dep: LoihiDeployment) -> dict[str, Any]:
             fan_in = fin if fan_in is None else fan_in + fin
             fan_out[c.src] = fan_out.get(c.src, torch.zeros(src_shape, dtype=torch.float64)) + fout
             peak = peak + _peak_current(c, in_max if c.src == INPUT else 1)
+        if fan_in is None:  # a LoihiGraph feeds every population by at least one connection
+            raise GraphError(f"Loihi population {p.name!r}: no connection feeds it")
         n = p.size
         cores = max(math.ceil(n / lim["neurons_per_core"]), math.ceil(synapses / lim["synapses_per_core"]))
         top = float(peak.max()) if peak.size else 0.0

@@ -211,9 +211,11 @@ def _float_layers(fg: FloatGraph, chain: LoihiNetwork, input_scale: int) -> tupl
             continue
         c, p = conns[layer.name], pops[layer.name]
         w = c.weight / input_scale if c.src == INPUT and input_scale else c.weight
-        kw = {"stride": c.stride, "padding": c.padding, "dilation": c.dilation, "groups": c.groups} \
-            if c.kind == "conv" else {}
-        out.append(FloatLayer(c.kind, w, p.bias, p.neuron, name=layer.name, **kw))
+        if c.kind == "conv":
+            out.append(FloatLayer(c.kind, w, p.bias, p.neuron, stride=c.stride, padding=c.padding,
+                                  dilation=c.dilation, groups=c.groups, name=layer.name))
+        else:
+            out.append(FloatLayer(c.kind, w, p.bias, p.neuron, name=layer.name))
     return tuple(out)
 
 
@@ -221,6 +223,8 @@ def _readout_graph(g: Any, cls: Classifier) -> Any:
     from spikeport.converter import SpikeGraph, ir
 
     last = cls.last
+    if last is None:  # Classifier.error() has reported why (no neuron, or several last layers)
+        raise ExportError(f"graph '{g.name}': no single last spiking layer to read out")
     rg = SpikeGraph(f"{g.name}.readout", {"loihi_readout_of": g.name})
     rg.add(ir.Input(last, shape=g.shape(last)))
     for name in cls.order:

@@ -284,7 +284,7 @@ class LoihiGraph:
             name = layer.name or f"layer{i}"
             pops.append(Population(name, layer.shape, layer.i_decay, layer.v_decay, layer.v_th_mant, layer.bias,
                                    scale=layer.scale))
-            conns.append(Connection(f"{prev}->{name}", prev, name, layer.kind, layer.weight, layer.stride,
+            conns.append(Connection(f"{prev}->{name}", prev, name, layer.kind, layer.synapse_weight, layer.stride,
                                     layer.padding, layer.dilation, layer.groups, synapse=name))
             prev = name
         return cls(net.input_shape, tuple(pops), tuple(conns), prev)

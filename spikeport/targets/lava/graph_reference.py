@@ -127,9 +127,10 @@ class GraphExecutor:
             spikes: dict[str, torch.Tensor] = {INPUT: self._prepare(x[t])}
             for name, p in self._pops.items():  # topological order
                 if lava_delay:
-                    a = sum(bufs[c] for c in p["conns"])
+                    terms = [bufs[c] for c in p["conns"]]
                 else:
-                    a = sum(self._accumulate(c, spikes[self._conns[c]["src"]]) for c in p["conns"])
+                    terms = [self._accumulate(c, spikes[self._conns[c]["src"]]) for c in p["conns"]]
+                a = sum(terms[1:], terms[0])  # LoihiGraph feeds every population by at least one connection
                 u, v = state[name]
                 if lava_delay and reset_interval and t % reset_interval == p["level"] % reset_interval:
                     u, v = torch.zeros_like(u), torch.zeros_like(v)

@@ -87,8 +87,9 @@ def _abort(net: object) -> str:
         with contextlib.suppress(Exception):
             if actor.is_alive():
                 actor.terminate()
-    with contextlib.suppress(Exception):
-        infra.smm.shutdown()
+    if infra is not None:
+        with contextlib.suppress(Exception):
+            infra.smm.shutdown()
     with contextlib.suppress(Exception):
         runtime._watchdog_manager.stop()
     runtime._is_started = False
@@ -115,7 +116,7 @@ def _run(path: Path, desc: LoihiNetwork, sample: np.ndarray, input_message_bits:
                                     reset_interval=reset_interval, reset_offset=1)
         if printed.getvalue().strip():
             _LOG.warning("netx: %s", " ".join(printed.getvalue().split()))
-    except Exception as e:  # noqa: BLE001 - netx raises bare RuntimeError/ValueError/KeyError
+    except Exception as e:  # netx raises bare RuntimeError/ValueError/KeyError
         raise ExportError(f"{path}: netx could not build the network ({type(e).__name__}: {e})") from e
     neuron_idx = desc.neuron_layers
     if len(net.layers) != len(neuron_idx):
@@ -131,16 +132,16 @@ def _run(path: Path, desc: LoihiNetwork, sample: np.ndarray, input_message_bits:
     try:
         net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         recorded = [np.asarray(sink.data.get()) for sink in sinks]
-    except Exception as e:  # noqa: BLE001 - Lava raises plain Exceptions from its runtime
+    except Exception as e:  # Lava raises plain Exceptions from its runtime
         detail = _abort(net) or f"{type(e).__name__}: {e}"
         raise ExportError(f"{path}: Lava run failed: {detail}") from e
     try:
         net.stop()
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # any failure while stopping leaves the runtime to abort
         _abort(net)
         raise ExportError(f"{path}: stopping the Lava runtime failed ({type(e).__name__}: {e})") from e
     out: dict[int, np.ndarray] = {}
-    for i, rec in zip(neuron_idx, recorded):
+    for i, rec in zip(neuron_idx, recorded, strict=True):
         rec = np.moveaxis(rec, -1, 0)                       # (steps, *lava_shape)
         if rec.ndim == 4:                                   # (steps, W, H, C) -> (steps, C, H, W)
             rec = rec.transpose(0, 3, 2, 1)

@@ -43,12 +43,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikeport.errors import DataError
+from spikeport.errors import DataError, GraphError
 from spikeport.targets.lava.network import DECAY_UNITY, LoihiNetwork, netx_dense_weights
 
 __all__ = ["LoihiExecutor", "ReferenceTrace", "run_reference", "align_to_input"]
 
 _UV_MAX = 1 << 23
+LayerStates = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]
+"""Per-layer executor state: ``(u, v, a_buff)`` of a neuron layer, ``None`` for a flatten layer."""
+
 _ACT_SHIFT = 6       # synaptic input and threshold are MSB-aligned by 6 bits
 _BIAS_EXP = 6        # netx sets bias_exp = 6
 
@@ -117,10 +120,10 @@ class LoihiExecutor:
             spec = _Layer(i, layer.kind, layer.shape, keep_u=DECAY_UNITY - layer.i_decay,
                           keep_v=DECAY_UNITY - layer.v_decay, vth=layer.v_th_mant << _ACT_SHIFT)
             if layer.kind == "dense":
-                w_lava, _, spec.weight_exp, _ = netx_dense_weights(layer.weight)
+                w_lava, _, spec.weight_exp, _ = netx_dense_weights(layer.synapse_weight)
                 spec.weight = torch.tensor(w_lava, dtype=torch.float64, device=self.device)
             else:
-                spec.weight = torch.tensor(np.asarray(layer.weight), dtype=torch.float64, device=self.device)
+                spec.weight = torch.tensor(np.asarray(layer.synapse_weight), dtype=torch.float64, device=self.device)
                 spec.conv = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation,
                              "groups": layer.groups}
             if layer.bias is not None:
@@ -131,12 +134,14 @@ class LoihiExecutor:
     # ------------------------------------------------------------ pieces
     def _synapse(self, spec: _Layer, x: torch.Tensor) -> torch.Tensor:
         """Accumulated synaptic input of one step (what Lava puts in ``a_buff``)."""
-        xf = x.to(torch.float64)
+        xf, w = x.to(torch.float64), spec.weight
+        if w is None:  # flatten layers have no synapse; step() does not call this for them
+            raise GraphError(f"Loihi reference: layer {spec.index} ({spec.kind}) has no synapse")
         if spec.kind == "dense":
-            acc = torch.round(xf @ spec.weight.T).to(torch.int64)
+            acc = torch.round(xf @ w.T).to(torch.int64)
             acc = acc << spec.weight_exp if spec.weight_exp > 0 else acc >> -spec.weight_exp
             return _wrap(acc, 32)
-        acc = torch.round(F.conv2d(xf, spec.weight, **spec.conv)).to(torch.int64)
+        acc = torch.round(F.conv2d(xf, w, **(spec.conv or {}))).to(torch.int64)
         return _wrap(acc, 24)  # conv utils.signed_clamp(x, bits=24)
 
     @staticmethod
@@ -152,9 +157,9 @@ class LoihiExecutor:
         return s, cur, torch.where(s, torch.zeros_like(volt), volt)
 
     # ------------------------------------------------------------ API
-    def init_state(self, batch: int) -> list[tuple[torch.Tensor, ...] | None]:
+    def init_state(self, batch: int) -> LayerStates:
         """Zero state per layer: ``(u, v, a_buff)`` for neuron layers, ``None`` for flatten."""
-        state: list[tuple[torch.Tensor, ...] | None] = []
+        state: LayerStates = []
         for spec in self._layers:
             if spec.kind == "flatten":
                 state.append(None)
@@ -172,14 +177,14 @@ class LoihiExecutor:
             x_t = (x_t != 0).to(torch.int64)
         return x_t
 
-    def step(self, x_t: torch.Tensor, state: list, lava_delay: bool = True
-             ) -> tuple[list[torch.Tensor | None], list]:
+    def step(self, x_t: torch.Tensor, state: LayerStates, lava_delay: bool = True
+             ) -> tuple[list[torch.Tensor | None], LayerStates]:
         """Advance one step. ``x_t`` is ``[B, *input_shape]``; returns per-layer spikes and the new state."""
         x = self._prepare(x_t)
         spikes: list[torch.Tensor | None] = []
-        new_state: list = []
+        new_state: LayerStates = []
         for spec, st in zip(self._layers, state, strict=True):
-            if spec.kind == "flatten":
+            if spec.kind == "flatten" or st is None:
                 x = x.reshape(x.shape[0], -1)
                 spikes.append(None)
                 new_state.append(None)
@@ -216,10 +221,13 @@ class LoihiExecutor:
         for t in range(x.shape[0]):
             out, state = self.step(x[t], state, lava_delay=lava_delay)
             for i in idx:
-                spk[i].append(out[i].to(torch.int8))
+                s_i, st_i = out[i], state[i]
+                if s_i is None or st_i is None:  # neuron layers always spike and keep a state
+                    raise GraphError(f"Loihi reference: layer {i} has no neurons")
+                spk[i].append(s_i.to(torch.int8))
                 if record_state:
-                    us[i].append(state[i][0])
-                    vs[i].append(state[i][1])
+                    us[i].append(st_i[0])
+                    vs[i].append(st_i[1])
         spikes = {i: torch.stack(spk[i]) for i in idx}
         if not record_state:
             return ReferenceTrace(spikes)

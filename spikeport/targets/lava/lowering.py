@@ -35,7 +35,7 @@ value would need graded output spikes); such a graph is refused with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -54,7 +54,15 @@ from spikeport.targets.lava.quantize import FloatNeuron, quantize_population
 __all__ = ["FloatConnection", "FloatPopulation", "FloatGraph", "lower_to_float", "quantize_graph",
            "RELAY_NEURON"]
 
-RELAY_NEURON = {"i_decay": 4096, "v_decay": 0, "v_th_mant": 0}
+class _NeuronInts(TypedDict):
+    """Integer CUBA parameters of a population (keyword arguments of :class:`Population`)."""
+
+    i_decay: int
+    v_decay: int
+    v_th_mant: int
+
+
+RELAY_NEURON: _NeuronInts = {"i_decay": 4096, "v_decay": 0, "v_th_mant": 0}
 """Integer parameters of relay and OR neurons (see the module docstring)."""
 
 

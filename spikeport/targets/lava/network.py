@@ -76,8 +76,8 @@ def _int_array(owner: str, name: str, value: Any) -> np.ndarray:
 def conv_output_hw(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
                    padding: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
     """Spatial output size of a 2-D convolution (torch / Lava formula)."""
-    return tuple((hw[i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1
-                 for i in range(2))  # type: ignore[return-value]
+    h, w = ((hw[i] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(2))
+    return h, w
 
 
 def _sign_mode(weight: np.ndarray) -> int:
@@ -208,6 +208,13 @@ class LoihiLayer:
     groups: int = 1
     scale: float | None = None
     name: str = field(default="", compare=False)
+
+    @property
+    def synapse_weight(self) -> np.ndarray:
+        """The weight of a dense or conv layer (a flatten layer has none: GraphError)."""
+        if self.weight is None:
+            raise GraphError(f"{self.label}: a {self.kind} layer has no synapse weight")
+        return self.weight
 
     @property
     def label(self) -> str:
@@ -365,7 +372,7 @@ class LoihiNetwork:
             return None
         if len(prev) != 3 or (before is not None and before.kind != "conv"):
             return f"a conv layer needs a (C, H, W) input from the network input or a conv layer, got {prev}"
-        in_ch = int(np.shape(layer.weight)[1]) * layer.groups
+        in_ch = int(np.shape(layer.synapse_weight)[1]) * layer.groups
         if in_ch != prev[0]:
             return f"weight expects {in_ch} input channels but its input {prev} has {prev[0]}"
         hw = conv_output_hw(prev[1:], layer.kernel_size, layer.stride, layer.padding, layer.dilation)

@@ -242,6 +242,8 @@ def quantize_layer(layer: FloatLayer, in_shape: Sequence[int], scale: float | st
     if layer.kind == "flatten":
         return LoihiLayer("flatten", (int(np.prod(in_shape)),), name=label)
     neuron = layer.neuron
+    if neuron is None:  # FloatLayer requires one for dense/conv layers
+        raise ExportError(f"{owner}: a {layer.kind} layer needs a neuron")
     (w_int,), b_int, vth, s = quantize_population([np.asarray(layer.weight)], layer.bias, neuron, scale, owner)
     if layer.kind == "dense":
         shape: tuple[int, ...] = (w_int.shape[0],)

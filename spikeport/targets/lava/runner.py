@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from spikeport.errors import DataError, ExportError
+from spikeport.targets.lava.network import LoihiNetwork
 from spikeport.targets.lava.sidecar import read_deployment
 
 __all__ = ["LoihiRunner"]
@@ -79,21 +80,21 @@ class LoihiRunner:
         from spikeport.targets.lava.loihi_reference import run_reference
 
         dep = self.deployment
-        if dep.is_chain:
-            net = dep.network
+        net = dep.network
+        if isinstance(net, LoihiNetwork):
             out = run_reference(net, k, lava_delay=False, input_message_bits=dep.input_message_bits,
                                 device=self.device)
             return {net.layers[i].name: s for i, s in out.items()}
         names = set(self.layers)
-        return {n: s for n, s in run_graph_reference(dep.network, k, input_message_bits=dep.input_message_bits,
+        return {n: s for n, s in run_graph_reference(net, k, input_message_bits=dep.input_message_bits,
                                                      device=self.device).items() if n in names}
 
     def _lava(self, k: torch.Tensor) -> dict[str, torch.Tensor]:
         dep = self.deployment
-        if dep.is_chain:
+        net = dep.network
+        if isinstance(net, LoihiNetwork):
             from spikeport.targets.lava.lava_sim import run_lava
 
-            net = dep.network
             out = run_lava(self.path, k.numpy(), net=net, input_message_bits=dep.input_message_bits)
             return {net.layers[i].name: torch.as_tensor(s) for i, s in out.items()}
         from spikeport.targets.lava.lava_graph import run_lava_graph
