@@ -23,11 +23,13 @@ import select
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from spikeport.errors import DataError, SpikeportError
 
-__all__ = ["check_hdf5_readable"]
+__all__ = ["check_hdf5_readable", "read_hdf5_guarded"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +82,17 @@ def check_hdf5_readable(path: str | os.PathLike, what: str, probe: Callable[[Pat
             name = f"signal {sig}"
         logger.debug("%s: HDF5 read probe killed by %s", p, name)
         raise error(f"{p}: corrupt {what} file: libhdf5 crashed reading it ({name}); re-export it")
+
+
+def read_hdf5_guarded(path: str | os.PathLike, what: str, read: Callable[[Path], T], *,
+                      error: type[SpikeportError] = DataError) -> T:
+    """``read(path)`` for an existing file whose HDF5 reading survives :func:`check_hdf5_readable`.
+
+    Raises:
+        error: no such file, or reading it kills or hangs the probe; ``read``'s own errors otherwise.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p}: no such {what} file")
+    check_hdf5_readable(p, what, read, error=error)
+    return read(p)

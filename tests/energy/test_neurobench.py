@@ -9,27 +9,10 @@ from spikeport.models import create_model
 from spikeport.models import layers as L
 from spikeport.models.neurons import IF, LIF
 
+from ..frameworks.matrix import neurobench_synops
+
 neurobench = pytest.importorskip("neurobench")
 pytestmark = pytest.mark.peers
-
-
-def neurobench_synops(net: nn.Module, batches: list[torch.Tensor]) -> dict:
-    """Drive NeuroBench's hooks and metric exactly as ``Benchmark.run`` does, batch by batch."""
-    from neurobench.metrics.workload import SynapticOperations
-    from neurobench.models import TorchModel
-
-    model = TorchModel(net)
-    model.register_hooks()
-    metric = SynapticOperations()
-    try:
-        for x in batches:
-            with torch.no_grad():
-                preds = model(x)
-            metric(model, preds, (torch.empty(x.shape[1]), None))  # per-sample: data[0].size(0) = batch
-            model.reset_hooks()
-    finally:
-        model.cleanup_hooks()
-    return metric.compute()
 
 
 def ours(net: nn.Module, batches: list[torch.Tensor]) -> dict:

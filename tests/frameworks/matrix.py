@@ -21,8 +21,8 @@ SHAPE = (1, 8, 8)
 
 
 def neurobench_synops(net: torch.nn.Module, batches: list[torch.Tensor]) -> dict[str, float]:
-    """NeuroBench 2.3's SynapticOperations, driven as ``Benchmark.run`` does (under no_grad: SLAYER's
-    weight pre-hook makes NeuroBench's deep copies fail otherwise)."""
+    """NeuroBench 2.3's SynapticOperations, driven as ``Benchmark.run`` does, batch by batch (under no_grad:
+    SLAYER's weight pre-hook makes NeuroBench's deep copies fail otherwise). ``batches`` are ``[T, B, ...]``."""
     from neurobench.metrics.workload import SynapticOperations
     from neurobench.models import TorchModel
 
@@ -33,7 +33,7 @@ def neurobench_synops(net: torch.nn.Module, batches: list[torch.Tensor]) -> dict
         for x in batches:
             with torch.no_grad():
                 preds = model(x)
-                metric(model, preds, (torch.empty(x.shape[1]), None))
+                metric(model, preds, (torch.empty(x.shape[1]), None))  # per-sample: data[0].size(0) = B
             model.reset_hooks()
     finally:
         model.cleanup_hooks()

@@ -13,7 +13,6 @@ import os
 
 import pytest
 import torch
-from torch import nn
 
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 from spikeport.cli import main
@@ -23,6 +22,8 @@ from spikeport.errors import ConfigError, ExportError
 from spikeport.models import MODELS, create_model, list_models
 from spikeport.targets import verify as V
 from spikeport.targets.torch_runner import RunResult, TorchRunner
+
+from .calibrate import calibrate_batchnorm
 
 
 def _listing(d):
@@ -170,15 +171,9 @@ def ckpt(tmp_path_factory):
     """spiking_cnn_digits with calibrated BatchNorm, saved as trained on digits: it spikes on its test split."""
     torch.manual_seed(0)
     m = create_model("spiking_cnn_digits")
-    for mod in m.modules():
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-            mod.momentum = None
-            mod.reset_running_stats()
-    m.train()
-    with torch.no_grad():
-        m(torch.rand(4, 16, 1, 8, 8))
+    calibrate_batchnorm(m, torch.rand(4, 16, 1, 8, 8))
     path = tmp_path_factory.mktemp("ck") / "snn.pt"
-    save_checkpoint(path, m.eval(), CheckpointInfo("spiking_cnn_digits", {}, 4, (1, 8, 8), "direct", "digits"))
+    save_checkpoint(path, m, CheckpointInfo("spiking_cnn_digits", {}, 4, (1, 8, 8), "direct", "digits"))
     return path
 
 

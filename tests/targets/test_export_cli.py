@@ -6,12 +6,13 @@ import json
 
 import pytest
 import torch
-from torch import nn
 
 import spikeport.targets.export as texport
 from spikeport.checkpoint import CheckpointInfo, save_checkpoint
 from spikeport.cli import main
 from spikeport.models import create_model
+
+from .calibrate import calibrate_batchnorm
 
 
 @pytest.fixture(scope="module")
@@ -19,15 +20,9 @@ def ckpt(tmp_path_factory):
     """A digits checkpoint with calibrated BatchNorm (its neurons fire on digits)."""
     m = create_model("spiking_cnn_digits")
     torch.manual_seed(0)
-    for mod in m.modules():
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-            mod.momentum = None
-            mod.reset_running_stats()
-    m.train()
-    with torch.no_grad():
-        m(torch.rand(4, 16, 1, 8, 8))
+    calibrate_batchnorm(m, torch.rand(4, 16, 1, 8, 8))
     path = tmp_path_factory.mktemp("ck") / "snn.pt"
-    save_checkpoint(path, m.eval(), CheckpointInfo("spiking_cnn_digits", {}, 4, (1, 8, 8), "direct", "digits"))
+    save_checkpoint(path, m, CheckpointInfo("spiking_cnn_digits", {}, 4, (1, 8, 8), "direct", "digits"))
     return path
 
 

@@ -60,14 +60,6 @@ def _spikes(rng, shape, p=0.3):
     return (rng.random(shape) < p).astype(np.int8)
 
 
-@pytest.fixture(scope="module")
-def netx():
-    pytest.importorskip("lava")
-    if not _compat.lava_available():
-        pytest.skip("lava-nc / lava-dl not installed")
-    return _compat.enable_lava()
-
-
 # ---------------------------------------------------------------- compat
 def test_spikeport_import_does_not_import_lava():
     code = ("import sys, spikeport.targets.lava as L; "

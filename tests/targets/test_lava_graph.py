@@ -19,7 +19,6 @@ from spikeport.targets.lava import (
     GraphExecutor,
     LoihiGraph,
     LoihiRunner,
-    _compat,
     deploy_graph,
     load_network,
     loihi_summary,
@@ -37,14 +36,6 @@ from spikeport.training.trainer import TrainConfig, train
 from .lava_float import as_float64, graph_spikes, lowered_float_graph
 
 T = 4
-
-
-@pytest.fixture(scope="module")
-def netx():
-    pytest.importorskip("lava")
-    if not _compat.lava_available():
-        pytest.skip("lava-nc / lava-dl not installed")
-    return _compat.enable_lava()
 
 
 def _trained(name: str, epochs: int, **kw):

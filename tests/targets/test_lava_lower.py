@@ -19,7 +19,6 @@ from spikeport.models.neurons import modules as N
 from spikeport.targets.export import open_exported
 from spikeport.targets.lava import (
     LoihiRunner,
-    _compat,
     deploy_graph,
     deploy_network,
     loihi_summary,
@@ -36,14 +35,6 @@ from spikeport.targets.verify import compare
 from .lava_float import float_spikes
 
 T = 4
-
-
-@pytest.fixture(scope="module")
-def netx():
-    pytest.importorskip("lava")
-    if not _compat.lava_available():
-        pytest.skip("lava-nc / lava-dl not installed")
-    return _compat.enable_lava()
 
 
 def _digits(train: bool, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

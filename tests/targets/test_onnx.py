@@ -28,6 +28,8 @@ from spikeport.targets.onnx import OnnxRunner, export_onnx, export_onnx_stream, 
 from spikeport.targets.torch_runner import TorchRunner
 from spikeport.targets.verify import compare
 
+from .calibrate import calibrate_batchnorm
+
 # streaming export for every streamable digits model and one CIFAR-size one (the other CIFAR backbones are made
 # of the same node types; their sequence export is tested below)
 STREAMABLE = {"resnet20", "resnet_digits", "dalif_digits", "spiking_cnn_digits", "spiking_mlp_digits"}
@@ -38,15 +40,8 @@ def calibrated(name: str, seed: int = 0) -> nn.Module:
     small = "digits" not in name and name != "vgg11"
     m = create_model(name, **({"input_shape": (3, 8, 8)} if small else {}))
     torch.manual_seed(seed)
-    for mod in m.modules():
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-            mod.momentum = None
-            mod.reset_running_stats()
     t = getattr(m, "timesteps", None) or 2
-    m.train()
-    with torch.no_grad():
-        m(torch.rand(t, 4, *m.default_input_shape) * 2)
-    return m.eval()
+    return calibrate_batchnorm(m, torch.rand(t, 4, *m.default_input_shape) * 2)
 
 
 def _cost(name: str) -> list:

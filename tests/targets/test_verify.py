@@ -17,20 +17,15 @@ from spikeport.targets.onnx import export_onnx
 from spikeport.targets.torch_runner import RunResult, TorchRunner
 from spikeport.targets.verify import Comparator, compare, dataset_batches, random_batches, verify_export
 
+from .calibrate import calibrate_batchnorm
+
 NO_CUDA = not torch.cuda.is_available()
 
 
 def calibrated(name: str) -> nn.Module:
     m = create_model(name)
     torch.manual_seed(0)
-    for mod in m.modules():
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-            mod.momentum = None
-            mod.reset_running_stats()
-    m.train()
-    with torch.no_grad():
-        m(torch.rand(2, 4, *m.default_input_shape) * 2)
-    return m.eval()
+    return calibrate_batchnorm(m, torch.rand(2, 4, *m.default_input_shape) * 2)
 
 
 class _Two(nn.Module):

@@ -37,7 +37,7 @@ from spikeport.targets.lava.network import (
     conv_output_hw,
 )
 
-__all__ = ["INPUT", "POPULATION_ROLES", "Population", "Connection", "LoihiGraph"]
+__all__ = ["INPUT", "POPULATION_ROLES", "Population", "ConnectionFields", "Connection", "LoihiGraph"]
 
 INPUT = "input"
 """Source name of connections that read the network input."""
@@ -117,8 +117,10 @@ class Population:
 
 
 @dataclass(frozen=True, eq=False)
-class Connection:
-    """Synapses from ``src`` (a population or :data:`INPUT`) into population ``dst``.
+class ConnectionFields:
+    """Synapses from ``src`` (a population or :data:`INPUT`) into population ``dst``, unchecked: the fields shared
+    by Loihi's integer :class:`Connection` and the float connections of the lowering
+    (:class:`~spikeport.targets.lava.lowering.FloatConnection`).
 
     Attributes:
         name: unique name.
@@ -140,6 +142,12 @@ class Connection:
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     synapse: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Connection(ConnectionFields):
+    """A Loihi connection: integer weights Lava can hold (checked on construction; fields as
+    :class:`ConnectionFields`)."""
 
     def __post_init__(self) -> None:
         owner = f"Loihi connection {self.name!r}"

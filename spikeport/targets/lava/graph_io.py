@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from spikeport import __version__
-from spikeport._hdf5_guard import check_hdf5_readable
+from spikeport._hdf5_guard import read_hdf5_guarded
 from spikeport._io import atomic_path
 from spikeport.errors import DataError, ExportError, SpikeportError
 from spikeport.targets.lava.graph import Connection, LoihiGraph, Population
@@ -116,11 +116,7 @@ def read_graph(path: str | os.PathLike) -> LoihiGraph:
     Raises:
         DataError: one line naming the file and the group when it is missing, corrupt or inconsistent.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such Loihi graph file")
-    check_hdf5_readable(p, "Loihi graph", _read)
-    return _read(p)
+    return read_hdf5_guarded(path, "Loihi graph", _read)
 
 
 def _text(ds: Any) -> str:

@@ -34,6 +34,7 @@ value would need graded output spikes); such a graph is refused with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -47,7 +48,7 @@ from spikeport.targets.lava.fold import (
     fold_window_into_conv,
     identity_conv,
 )
-from spikeport.targets.lava.graph import INPUT, Connection, LoihiGraph, Population
+from spikeport.targets.lava.graph import INPUT, Connection, ConnectionFields, LoihiGraph, Population
 from spikeport.targets.lava.legality import Classifier, float_neuron, loihi_window
 from spikeport.targets.lava.quantize import FloatNeuron, quantize_population
 
@@ -67,19 +68,8 @@ RELAY_NEURON: _NeuronInts = {"i_decay": 4096, "v_decay": 0, "v_th_mant": 0}
 
 
 @dataclass(frozen=True, eq=False)
-class FloatConnection:
+class FloatConnection(ConnectionFields):
     """A float synapse of the lowered graph (conv: ``weight (out, in/groups, kH, kW)``, dense: ``(out, in)``)."""
-
-    name: str
-    src: str
-    dst: str
-    kind: str
-    weight: np.ndarray
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    dilation: tuple[int, int] = (1, 1)
-    groups: int = 1
-    synapse: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -298,8 +288,7 @@ class _Lowering:
             d = level - 1 - self.level[c.src]
             if d > 0:
                 src = self._relay(c.src, d, pop.name)
-                c = FloatConnection(self._conn_name(src, c.dst, c.synapse), src, c.dst, c.kind, c.weight, c.stride,
-                                    c.padding, c.dilation, c.groups, c.synapse)
+                c = dataclasses.replace(c, name=self._conn_name(src, c.dst, c.synapse), src=src)
             out.append(c)
         self.pops[pop.name] = pop
         self.level[pop.name] = level

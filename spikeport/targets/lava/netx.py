@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 
 from spikeport import __version__
-from spikeport._hdf5_guard import check_hdf5_readable
+from spikeport._hdf5_guard import read_hdf5_guarded
 from spikeport._io import atomic_path
 from spikeport.errors import DataError, ExportError, GraphError, SpikeportError
 from spikeport.targets.lava.network import LoihiLayer, LoihiNetwork
@@ -310,7 +310,7 @@ def read_netx(path: str | os.PathLike) -> LoihiNetwork:
     made of input/dense/conv/flatten layers. Legacy neuron keys (``wgtExp``,
     ``theta``, ``tauRho``, ``scaleRho``) are ignored, as netx ignores them.
     The file is first probed in a forked child
-    (:func:`spikeport._hdf5_guard.check_hdf5_readable`) because libhdf5 can
+    (:func:`spikeport._hdf5_guard.read_hdf5_guarded`) because libhdf5 can
     segfault on corrupt files.
 
     Raises:
@@ -319,11 +319,7 @@ def read_netx(path: str | os.PathLike) -> LoihiNetwork:
             ``/layer``, has a bad dtype or value, or uses a layer/neuron kind
             this target does not support.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such netx file")
-    check_hdf5_readable(p, "netx", _read_netx_file)
-    return _read_netx_file(p)
+    return read_hdf5_guarded(path, "netx", _read_netx_file)
 
 
 def _read_netx_file(p: Path) -> LoihiNetwork:
